@@ -1,0 +1,35 @@
+//! `api`: reads its configuration, migrates, serves until SIGTERM or Ctrl-C, then drains.
+
+use std::process::ExitCode;
+
+use api::{
+    app::{Server, shutdown_signal},
+    config::Config,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("api: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_json);
+    let server = match Server::build(config).await {
+        Ok(server) => server,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `GET /health` (readiness: are PostgreSQL and Redis reachable?) and `GET /livez` (liveness:
+//! is this process serving?, without touching any dependency).
+
+use std::time::{Duration, Instant};
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{app::AppState, store};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+}
+
+/// Overall state: `ok`, `degraded` (Redis down: the API still serves) or `down` (no database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverallStatus {
+    Ok,
+    Degraded,
+    Down,
+}
+
+/// One dependency's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Up,
+    Down,
+}
+
+/// The result of checking one dependency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Check {
+    pub status: CheckStatus,
+    /// Round-trip time of the probe; `null` when it failed.
+    pub latency_ms: Option<f64>,
+}
+
+/// The dependencies checked by `/health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Checks {
+    pub database: Check,
+    pub redis: Check,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: OverallStatus,
+    pub checks: Checks,
+    /// The API's version.
+    #[schema(example = "0.1.0")]
+    pub version: String,
+}
+
+/// `GET /livez`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// How long a health probe may take before its dependency counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Checks PostgreSQL and Redis concurrently.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "The database is up (Redis down is `degraded`)", body = Health),
+        (status = 503, description = "The database is down", body = Health),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let database = async {
+        let started = Instant::now();
+        match tokio::time::timeout(PROBE_TIMEOUT, store::ping(&state.pool)).await {
+            Ok(Ok(())) => up(started.elapsed()),
+            Ok(Err(err)) => down("database", &err),
+            Err(_) => down("database", &"timed out"),
+        }
+    };
+    let redis = async {
+        match state.cache.ping().await {
+            Ok(latency) => up(latency),
+            Err(err) => down("redis", &err),
+        }
+    };
+    let (database, redis) = tokio::join!(database, redis);
+    let status = match (database.status, redis.status) {
+        (CheckStatus::Down, _) => OverallStatus::Down,
+        (CheckStatus::Up, CheckStatus::Down) => OverallStatus::Degraded,
+        (CheckStatus::Up, CheckStatus::Up) => OverallStatus::Ok,
+    };
+    let code = if status == OverallStatus::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let health = Health {
+        status,
+        checks: Checks { database, redis },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    (code, Json(health))
+}
+
+fn up(latency: Duration) -> Check {
+    Check {
+        status: CheckStatus::Up,
+        latency_ms: Some((latency.as_secs_f64() * 1e6).round() / 1e3),
+    }
+}
+
+fn down(what: &str, err: &dyn std::fmt::Display) -> Check {
+    tracing::warn!(error = %err, "{what} health check failed");
+    Check {
+        status: CheckStatus::Down,
+        latency_ms: None,
+    }
+}
+
+/// Answers while the process serves; the liveness probe.
+#[utoipa::path(
+    get, path = "/livez", tag = "health",
+    responses((status = 200, description = "The process is serving", body = Liveness))
+)]
+pub async fn livez() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".to_owned(),
+    })
+}

@@ -1,0 +1,125 @@
+//! Cache-aside behaviour against the real Redis: MISS then HIT, normalised keys, invalidation on
+//! writes, and clearing.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, x_cache};
+
+#[tokio::test]
+async fn a_miss_is_followed_by_a_hit_with_the_same_body() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/api/deployments?status=failed",
+        "/api/deployments/3",
+        "/api/services",
+        "/api/environments",
+        "/api/stats",
+    ] {
+        let first = app.get(path).await;
+        assert_eq!(x_cache(&first), "MISS", "{path}");
+        let first: Value = first.json().await.unwrap();
+        let second = app.get(path).await;
+        assert_eq!(x_cache(&second), "HIT", "{path}");
+        assert_eq!(second.headers()["content-type"], "application/json");
+        assert_eq!(second.json::<Value>().await.unwrap(), first, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn equivalent_queries_share_an_entry_and_different_ones_do_not() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        x_cache(&app.get("/api/deployments?status=failed&limit=20").await),
+        "MISS"
+    );
+    assert_eq!(
+        x_cache(&app.get("/api/deployments?offset=0&status=failed").await),
+        "HIT"
+    );
+    assert_eq!(
+        x_cache(&app.get("/api/deployments?status=completed").await),
+        "MISS"
+    );
+    assert_eq!(
+        x_cache(&app.get("/api/deployments?status=failed&limit=5").await),
+        "MISS"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_never_cached() {
+    let app = TestApp::spawn().await;
+    for _ in 0..2 {
+        let response = app.get("/api/deployments/424242").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(x_cache(&response), "");
+    }
+}
+
+#[tokio::test]
+async fn a_write_invalidates_the_cached_lists_and_stats() {
+    let app = TestApp::spawn().await;
+    let before: Value = app
+        .get("/api/deployments?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(x_cache(&app.get("/api/deployments?limit=1").await), "HIT");
+    app.get("/api/stats").await;
+
+    let created: Value = app
+        .post_json(
+            "/api/deployments",
+            &json!({"service_id": 4, "environment_id": 1, "version": "v0.0.1", "deployed_by": "zoe"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let after = app.get("/api/deployments?limit=1").await;
+    assert_eq!(x_cache(&after), "MISS");
+    let after: Value = after.json().await.unwrap();
+    assert_eq!(
+        after["total"].as_i64().unwrap(),
+        before["total"].as_i64().unwrap() + 1
+    );
+    assert_eq!(
+        after["deployments"][0]["id"], created["id"],
+        "the new one is the newest"
+    );
+    let stats = app.get("/api/stats").await;
+    assert_eq!(x_cache(&stats), "MISS");
+    let stats: Value = stats.json().await.unwrap();
+    assert_eq!(stats["total"], after["total"]);
+}
+
+#[tokio::test]
+async fn clearing_the_cache_reports_what_it_deleted() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/services", "/api/environments", "/api/deployments"] {
+        app.get(path).await;
+    }
+    let response = app.clear_cache().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"deleted": 3})
+    );
+    assert_eq!(x_cache(&app.get("/api/services").await), "MISS");
+    let again: Value = app.clear_cache().await.json().await.unwrap();
+    assert_eq!(again, json!({"deleted": 1}));
+}
+
+#[tokio::test]
+async fn two_apps_with_different_prefixes_do_not_share_entries() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn().await;
+    assert_eq!(x_cache(&a.get("/api/services").await), "MISS");
+    assert_eq!(x_cache(&b.get("/api/services").await), "MISS");
+    let cleared: Value = a.clear_cache().await.json().await.unwrap();
+    assert_eq!(cleared, json!({"deleted": 1}));
+    assert_eq!(x_cache(&b.get("/api/services").await), "HIT");
+}

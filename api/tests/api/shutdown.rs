@@ -1,0 +1,149 @@
+//! Process-level behaviour of the real `api` binary: SIGTERM drains a request in flight, and
+//! concurrent starts on an unmigrated database apply the migrations once.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use reqwest::StatusCode;
+use sqlx::{Connection, PgConnection};
+use testkit::{Seed, TestDatabase};
+
+use crate::helpers::unique_prefix;
+
+/// Starts the binary on a free port and waits for `/livez`; callers wait for its exit.
+#[allow(clippy::zombie_processes)]
+async fn start_binary(database_url: &str) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_api"))
+        .env("API_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", testkit::redis_url())
+        .env("CACHE_PREFIX", unique_prefix())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the api binary");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(response) = client.get(format!("{base}/livez")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the api binary did not start within 30 s");
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("the api did not exit within 30 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_complete() {
+    let db = TestDatabase::create(&testkit::pg_admin_url(), Seed::Seeded)
+        .await
+        .unwrap();
+    let (mut child, base) = start_binary(&db.url).await;
+
+    // Hold a lock that the list query must wait for, so the request is surely in flight.
+    let mut blocker = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/api/deployments?limit=3");
+        async move { reqwest::get(url).await }
+    });
+    let mut observer = PgConnection::connect(&db.url).await.unwrap();
+    let mut waiting = false;
+    for _ in 0..300 {
+        waiting = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+             WHERE application_name = 'wander-api' AND wait_event_type = 'Lock')",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the request never reached the database");
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(page["deployments"].as_array().unwrap().len(), 3);
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child))
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_on_an_empty_database_migrate_once() {
+    let admin_url = testkit::pg_admin_url();
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    let name = format!("unmigrated_{}", unique_prefix().replace('-', "_"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => unreachable!("admin URL has a database"),
+    };
+    let (mut a, _) = start_binary(&url).await;
+    let (mut b, base_b) = start_binary(&url).await;
+    let services = reqwest::get(format!("{base_b}/api/services"))
+        .await
+        .unwrap();
+    assert_eq!(services.status(), StatusCode::OK);
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(applied, testkit::migrator().iter().count() as i64);
+    for child in [&mut a, &mut b] {
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    }
+    for mut child in [a, b] {
+        let status = tokio::task::spawn_blocking(move || wait_exit(&mut child))
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+}
