@@ -36,6 +36,8 @@ async fn without_redis_the_api_bypasses_the_cache_and_recovers_without_stale_dat
     app.get("/api/deployments?limit=1").await;
     assert_eq!(x_cache(&app.get("/api/deployments?limit=1").await), "HIT");
 
+    // Redis goes away with the cached page saved, and comes back with it.
+    redis.snapshot().unwrap();
     redis.stop().unwrap();
     let response = app.get("/api/deployments?limit=1").await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -47,18 +49,16 @@ async fn without_redis_the_api_bypasses_the_cache_and_recovers_without_stale_dat
     assert_eq!(health["checks"]["redis"]["status"], "down");
     assert_eq!(health["checks"]["database"]["status"], "up");
 
-    // A write while Redis is away: the old cached page must never be served again.
-    let created: Value = app
+    // A write while Redis cannot be told about it: the saved page is stale from now on.
+    let created = app
         .post_json(
             "/api/deployments",
             &json!({"service_id": 1, "environment_id": 1, "version": "v-outage", "deployed_by": "ops"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let cleared = app.clear_cache().await;
-    expect_problem(cleared, StatusCode::SERVICE_UNAVAILABLE).await;
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    expect_problem(app.clear_cache().await, StatusCode::SERVICE_UNAVAILABLE).await;
 
     redis.start_again().unwrap();
     eventually("the cache coming back", || async {
@@ -70,10 +70,33 @@ async fn without_redis_the_api_bypasses_the_cache_and_recovers_without_stale_dat
     let page: Value = page.json().await.unwrap();
     assert_eq!(
         page["deployments"][0]["id"], created["id"],
-        "stale page served after recovery"
+        "the page cached before the outage was served after it"
     );
     let health: Value = app.get("/health").await.json().await.unwrap();
     assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_a_short_timeout_not_an_outage() {
+    let redis = RedisServer::start().unwrap();
+    let app = TestApp::spawn_with(Options {
+        redis_url: Some(redis.url()),
+        env: vec![("CACHE_TIMEOUT_MS", "100".to_owned())],
+        ..Default::default()
+    })
+    .await;
+    app.get("/api/services").await;
+    redis.pause().unwrap();
+    let response = app.get("/api/services").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(x_cache(&response), "BYPASS");
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    redis.resume().unwrap();
+    eventually("the cache answering again", || async {
+        x_cache(&app.get("/api/services").await) == "HIT"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Installs what the Wander stack's tests and tools need on Debian or Ubuntu. Idempotent: it checks
+# first and installs only what is missing, so running it again is cheap and changes nothing.
+# Run it as root or as a user with sudo (only apt-get needs root). `cargo xtask setup` runs it,
+# and so does `.ci/run` before the tests.
+#
+# What is installed, and why:
+#   postgresql       initdb and postgres: `cargo xtask test` starts throwaway PostgreSQL servers
+#                    from the host's binaries (testkit). The cluster that the Debian package
+#                    would create is not wanted: we never use it, so it is not created (or, on
+#                    releases that ignore that setting, stopped and set to start manually).
+#   redis-server     a throwaway Redis server for the tests, started the same way.
+#   wrk              HTTP load generator behind `cargo xtask bench`.
+#   ca-certificates  TLS roots for cargo, pip and apt downloads.
+#   pkg-config       lets crates with native dependencies find the system libraries.
+#   python3-pip      only when pip is missing: to install the Python package below.
+#   openapi-spec-validator (Python, from PyPI)
+#                    the API tests validate the generated OpenAPI document with it.
+#   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
+#                    test, which the per-test databases and fault tests rely on.
+set -euo pipefail
+
+APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config)
+PYTHON_PACKAGE=openapi-spec-validator
+PYTHON_MODULE=openapi_spec_validator
+# Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
+NO_CLUSTER_CONF=/etc/postgresql-common/createcluster.d/50-wander-no-main-cluster.conf
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+done_items=()
+
+# --- The operating system -------------------------------------------------------------------
+os_id=""
+os_like=""
+if [[ -r /etc/os-release ]]; then
+    # shellcheck disable=SC1091
+    os_id=$(. /etc/os-release && printf '%s' "${ID:-}")
+    # shellcheck disable=SC1091
+    os_like=$(. /etc/os-release && printf '%s' "${ID_LIKE:-}")
+fi
+supported=false
+case " $os_id $os_like " in
+    *" debian "* | *" ubuntu "*) supported=true ;;
+esac
+if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
+    printf 'setup: this script supports Debian and Ubuntu only (found: %s)\n' "${os_id:-unknown}" >&2
+    # shellcheck disable=SC2016 # the backquotes are meant literally
+    printf 'setup: install these by hand, then run `cargo xtask test`:\n' >&2
+    printf '  - PostgreSQL server 15 or newer (initdb and postgres; set PG_BIN_DIR if not on PATH)\n' >&2
+    printf '  - redis-server, wrk, pkg-config, CA certificates\n' >&2
+    printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
+    printf '  - cargo install --locked cargo-nextest\n' >&2
+    exit 1
+fi
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "root rights are needed to run: $* (run this script as root, or install sudo)"
+    fi
+}
+
+is_installed() {
+    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+apt_updated=false
+apt_install() {
+    if [[ $apt_updated == false ]]; then
+        say "updating the package lists"
+        as_root apt-get update -qq
+        apt_updated=true
+    fi
+    say "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    done_items+=("$@")
+}
+
+# "version cluster" for every PostgreSQL cluster on the machine, one a line.
+list_clusters() {
+    if command -v pg_lsclusters >/dev/null; then
+        pg_lsclusters --no-header 2>/dev/null | awk '{ print $1, $2 }'
+    fi
+}
+
+# --- System packages ------------------------------------------------------------------------
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    if is_installed "$package"; then
+        say "$package is already installed"
+    else
+        missing+=("$package")
+    fi
+done
+
+needs_python_package=false
+if command -v python3 >/dev/null && python3 -c "import $PYTHON_MODULE" 2>/dev/null; then
+    say "Python package $PYTHON_PACKAGE is already installed"
+else
+    needs_python_package=true
+    if ! command -v python3 >/dev/null; then
+        missing+=(python3 python3-pip)
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        missing+=(python3-pip)
+    fi
+fi
+
+if ((${#missing[@]} > 0)); then
+    clusters_before=$(list_clusters)
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+        # postgresql-common reads this before the server package creates its cluster.
+        if ! is_installed postgresql-common; then
+            apt_install postgresql-common
+        fi
+        if [[ ! -e $NO_CLUSTER_CONF ]]; then
+            say "telling postgresql-common not to create a default cluster"
+            as_root mkdir -p "$(dirname "$NO_CLUSTER_CONF")"
+            printf '# Written by scripts/setup.sh (Wander): its tests run their own servers.\ncreate_main_cluster = false\n' \
+                | as_root tee "$NO_CLUSTER_CONF" >/dev/null
+        fi
+    fi
+    apt_install "${missing[@]}"
+
+    # Releases of postgresql-common that ignore the setting above still create and start a
+    # cluster: stop any that appeared just now, and keep it from starting at boot.
+    while read -r version cluster; do
+        [[ -n $version ]] || continue
+        if ! grep -qxF "$version $cluster" <<<"$clusters_before"; then
+            say "stopping the new PostgreSQL cluster $version/$cluster and setting it to start manually"
+            as_root pg_ctlcluster "$version" "$cluster" stop 2>/dev/null || true
+            echo manual | as_root tee "/etc/postgresql/$version/$cluster/start.conf" >/dev/null
+        fi
+    done < <(list_clusters)
+fi
+
+# --- Python package -------------------------------------------------------------------------
+if [[ $needs_python_package == true ]]; then
+    say "installing Python package $PYTHON_PACKAGE"
+    # pip as root warns on every run; the warning is about virtualenvs, which do not apply here.
+    export PIP_ROOT_USER_ACTION=ignore
+    if ! pip_log=$(python3 -m pip install --quiet "$PYTHON_PACKAGE" 2>&1); then
+        if [[ $pip_log == *externally-managed-environment* ]]; then
+            # Debian marks its Python as managed by apt; this one package is not packaged
+            # there in every release, so pip is told to go ahead.
+            python3 -m pip install --quiet --break-system-packages "$PYTHON_PACKAGE"
+        else
+            printf '%s\n' "$pip_log" >&2
+            die "pip could not install $PYTHON_PACKAGE"
+        fi
+    fi
+    python3 -c "import $PYTHON_MODULE" || die "$PYTHON_PACKAGE was installed but cannot be imported"
+    done_items+=("$PYTHON_PACKAGE")
+fi
+
+# --- cargo-nextest --------------------------------------------------------------------------
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+if cargo nextest --version >/dev/null 2>&1; then
+    say "cargo-nextest is already installed"
+else
+    say "installing cargo-nextest from crates.io (takes a few minutes)"
+    cargo install --locked cargo-nextest
+    done_items+=(cargo-nextest)
+fi
+
+if ((${#done_items[@]} > 0)); then
+    say "done: installed ${done_items[*]}"
+else
+    say "done: everything was already installed"
+fi

@@ -1,0 +1,209 @@
+//! The servers and databases of testkit, started for real: what the API's fault tests rely on.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+use testkit::{PostgresServer, RedisServer, Seed, TestDatabase};
+
+/// Sends an inline `PING` to Redis on `port` and returns what came back.
+fn ping(port: u16) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"PING\r\n")?;
+    let mut reply = [0_u8; 7];
+    stream.read_exact(&mut reply)?;
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+fn is_closed(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+async fn count(url: &str, sql: &'static str) -> i64 {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .expect("connecting to count rows");
+    let count = sqlx::query_scalar(sql)
+        .fetch_one(&mut conn)
+        .await
+        .expect("counting rows");
+    conn.close().await.expect("disconnecting after counting");
+    count
+}
+
+#[tokio::test]
+async fn postgres_keeps_its_data_and_port_across_a_stop_and_a_start() {
+    let mut server = PostgresServer::start().unwrap();
+    let port = server.port();
+    assert_eq!(
+        server.admin_url(),
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    );
+
+    let mut conn = PgConnection::connect(&server.admin_url()).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    server.stop().unwrap();
+    assert!(is_closed(port), "the port is closed once stop returns");
+    assert!(
+        conn.ping().await.is_err(),
+        "open sessions end with the server"
+    );
+    assert!(PgConnection::connect(&server.admin_url()).await.is_err());
+
+    server.start_again().unwrap();
+    assert_eq!(server.port(), port);
+    assert_eq!(
+        count(&server.admin_url(), "SELECT count(*) FROM kept").await,
+        2
+    );
+    assert!(
+        server.start_again().is_err(),
+        "a running server cannot be started twice"
+    );
+
+    drop(server);
+    assert!(is_closed(port), "dropping the server stops it");
+}
+
+#[test]
+fn postgres_stopped_twice_is_fine() {
+    let mut server = PostgresServer::start().unwrap();
+    server.stop().unwrap();
+    server.stop().unwrap();
+}
+
+#[test]
+fn redis_answers_ping_and_comes_back_on_the_same_port() {
+    let mut server = RedisServer::start().unwrap();
+    let port = server.port();
+    assert_eq!(server.url(), format!("redis://127.0.0.1:{port}"));
+    assert_eq!(ping(port).unwrap(), "+PONG\r\n");
+
+    server.stop().unwrap();
+    assert!(is_closed(port), "the port is closed once stop returns");
+    assert!(ping(port).is_err());
+
+    server.start_again().unwrap();
+    assert_eq!(server.port(), port);
+    assert_eq!(ping(port).unwrap(), "+PONG\r\n");
+
+    drop(server);
+    assert!(is_closed(port), "dropping the server stops it");
+}
+
+/// Sends one inline command and returns the first reply line.
+fn redis_command(port: u16, line: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        reply.push(byte[0]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+#[test]
+fn redis_keeps_its_data_across_a_restart_only_after_a_snapshot() {
+    let mut server = RedisServer::start().unwrap();
+    let port = server.port();
+    assert_eq!(redis_command(port, "SET kept 1"), "+OK\r\n");
+    server.snapshot().unwrap();
+    assert_eq!(redis_command(port, "SET lost 1"), "+OK\r\n");
+    server.stop().unwrap();
+    server.start_again().unwrap();
+    assert_eq!(redis_command(port, "EXISTS kept"), ":1\r\n");
+    assert_eq!(redis_command(port, "EXISTS lost"), ":0\r\n");
+}
+
+#[test]
+fn a_paused_redis_keeps_connections_but_answers_nothing_until_resumed() {
+    let server = RedisServer::start().unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    server.pause().unwrap();
+    stream.write_all(b"PING\r\n").unwrap();
+    let mut reply = [0_u8; 7];
+    let err = stream.read_exact(&mut reply).unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    server.resume().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+}
+
+#[tokio::test]
+async fn two_databases_created_at_once_are_separate_and_seeded_as_asked() {
+    let admin_url = testkit::pg_admin_url();
+    let (empty, seeded) = tokio::join!(
+        TestDatabase::create(&admin_url, Seed::Empty),
+        TestDatabase::create(&admin_url, Seed::Seeded),
+    );
+    let (empty, seeded) = (empty.unwrap(), seeded.unwrap());
+    assert_ne!(empty.name, seeded.name);
+    assert!(
+        empty.url.ends_with(&format!("/{}", empty.name)),
+        "{}",
+        empty.url
+    );
+
+    assert_eq!(count(&empty.url, "SELECT count(*) FROM services").await, 0);
+    assert_eq!(count(&seeded.url, "SELECT count(*) FROM services").await, 4);
+    assert_eq!(
+        count(&seeded.url, "SELECT count(*) FROM environments").await,
+        3
+    );
+
+    // A write to one database does not show in a sibling cloned from the same template.
+    let again = TestDatabase::create(&admin_url, Seed::Seeded)
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect(&seeded.url).await.unwrap();
+    sqlx::raw_sql(testkit::reset_sql())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count(&seeded.url, "SELECT count(*) FROM services").await, 0);
+    assert_eq!(count(&again.url, "SELECT count(*) FROM services").await, 4);
+
+    // The seed is idempotent and the migrations are already applied in a clone.
+    sqlx::raw_sql(testkit::seed_sql())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count(&seeded.url, "SELECT count(*) FROM services").await, 4);
+    testkit::migrator().run(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_private_server_builds_its_own_templates() {
+    let server = PostgresServer::start().unwrap();
+    let database = TestDatabase::create(&server.admin_url(), Seed::Seeded)
+        .await
+        .unwrap();
+    assert_eq!(database.url, server.url_for(&database.name));
+    assert_eq!(
+        count(&database.url, "SELECT count(*) FROM services").await,
+        4
+    );
+}

@@ -1,0 +1,220 @@
+//! The one way the xtask runs other programs: arguments kept separate (never through a shell),
+//! the command echoed in verbose mode, and a message saying what was attempted when it fails.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use crate::Context;
+use crate::interrupt::Interrupt;
+
+/// A program to run with its arguments, environment and working directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
+}
+
+/// How a command that may be interrupted ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// It ran to its end.
+    Exited(ExitStatus),
+    /// Ctrl-C was pressed while it ran; it ended (or was ended) with this status.
+    Interrupted(ExitStatus),
+}
+
+impl Cmd {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> Self {
+        Self {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// `cargo`, as the one that started us when known (`CARGO`), else from PATH.
+    pub(crate) fn cargo() -> Self {
+        Self::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    }
+
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.envs
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Runs the command with the terminal attached; an error unless it exits with 0.
+    pub(crate) fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        self.echo(ctx);
+        let status = self
+            .std()
+            .status()
+            .with_context(|| format!("could not start `{self}`"))?;
+        if !status.success() {
+            bail!("`{self}` failed ({status})");
+        }
+        Ok(())
+    }
+
+    /// Runs the command with its output captured; a non-zero exit is not an error here, only a
+    /// failure to start is.
+    pub(crate) fn output(&self, ctx: &Context) -> anyhow::Result<Output> {
+        self.echo(ctx);
+        self.std()
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("could not start `{self}`"))
+    }
+
+    /// Runs the command with the terminal attached until it ends, noticing Ctrl-C meanwhile.
+    ///
+    /// The terminal sends Ctrl-C to the child as well, so it normally stops by itself; one that
+    /// is still running after `grace` is killed.
+    pub(crate) async fn run_interruptible(
+        &self,
+        ctx: &Context,
+        interrupt: &mut Interrupt,
+        grace: std::time::Duration,
+    ) -> anyhow::Result<Finished> {
+        self.echo(ctx);
+        let mut child = tokio::process::Command::from(self.std())
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))?;
+        let waited = tokio::select! {
+            status = child.wait() => {
+                let status = status.with_context(|| format!("waiting for `{self}`"))?;
+                return Ok(Finished::Exited(status));
+            }
+            () = interrupt.requested() => tokio::time::timeout(grace, child.wait()).await,
+        };
+        let status = match waited {
+            Ok(status) => status,
+            Err(_elapsed) => {
+                eprintln!(
+                    "[xtask] `{self}` is still running {}s after Ctrl-C; killing it",
+                    grace.as_secs()
+                );
+                child
+                    .kill()
+                    .await
+                    .with_context(|| format!("killing `{self}`"))?;
+                child.wait().await
+            }
+        };
+        Ok(Finished::Interrupted(
+            status.with_context(|| format!("waiting for `{self}`"))?,
+        ))
+    }
+
+    fn echo(&self, ctx: &Context) {
+        if ctx.verbose() {
+            eprintln!("$ {self}");
+        }
+    }
+
+    fn std(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.program);
+        command.args(&self.args);
+        command.envs(self.envs.iter().map(|(key, value)| (key, value)));
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        command
+    }
+}
+
+impl fmt::Display for Cmd {
+    /// The command as a person would type it (quoted where needed); for messages only, it is
+    /// never handed to a shell.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let program = Path::new(&self.program)
+            .file_name()
+            .unwrap_or(&self.program)
+            .to_string_lossy();
+        f.write_str(&program)?;
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            if arg.is_empty()
+                || arg.contains(|c: char| c.is_whitespace() || "'\"$`\\*?()[]{};&|<>".contains(c))
+            {
+                write!(f, " '{}'", arg.replace('\'', r"'\''"))?;
+            } else {
+                write!(f, " {arg}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_shown_as_typed_with_quotes_only_where_needed() {
+        let cmd =
+            Cmd::new("/usr/bin/cargo").args(["nextest", "run", "-E", "test(a b)", "", "it's"]);
+        assert_eq!(
+            cmd.to_string(),
+            r"cargo nextest run -E 'test(a b)' '' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn a_failing_command_says_which_command_failed() {
+        let ctx = Context::new(false);
+        let err = Cmd::new("false").run(&ctx).unwrap_err();
+        assert!(err.to_string().starts_with("`false` failed"), "{err}");
+        let err = Cmd::new("surely-no-such-program").run(&ctx).unwrap_err();
+        assert_eq!(err.to_string(), "could not start `surely-no-such-program`");
+    }
+
+    #[test]
+    fn output_is_captured_with_the_environment_and_directory_given() {
+        let ctx = Context::new(false);
+        let output = Cmd::new("env")
+            .env("XTASK_TEST_VALUE", "hello")
+            .output(&ctx)
+            .unwrap();
+        assert!(output.status.success());
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            stdout.lines().any(|line| line == "XTASK_TEST_VALUE=hello"),
+            "{stdout}"
+        );
+
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        let output = Cmd::new("pwd").current_dir(&dir).output(&ctx).unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap().trim_end(),
+            dir.to_str().unwrap()
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! `cargo xtask`: one Rust program that sets up, tests and runs the Wander stack.
+//!
+//! `main` parses the command line, builds one [`Context`] and dispatches with one flat `match`;
+//! each subcommand lives in its own file and exposes `run`.
+//!
+//! # Layout
+//! - `cmd.rs`: the one helper that runs other programs.
+//! - `interrupt.rs`: Ctrl-C handling for commands that must clean up before exiting.
+//! - `setup.rs`: `cargo xtask setup`, installs the system packages (`scripts/setup.sh`).
+//! - `test.rs`: `cargo xtask test`, the one test command.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error; `test` passes on its test runner's code, and
+//! 130 when interrupted.
+
+mod cmd;
+mod interrupt;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sets up, tests and runs the Wander stack on this machine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    propagate_version = true
+)]
+struct Cli {
+    /// Print every external command before running it.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every test of the workspace against throwaway PostgreSQL and Redis servers.
+    ///
+    /// The servers are started first and always stopped afterwards, also on failure or Ctrl-C.
+    /// Arguments after `--` go to the test runner (cargo-nextest, or `cargo test` without it),
+    /// e.g. `cargo xtask test -- -p api` or `cargo xtask test -- -E 'test(health)'`.
+    Test(test::Args),
+    /// Install what the stack and its tests need on Debian or Ubuntu (runs scripts/setup.sh).
+    ///
+    /// Safe to run again: it installs only what is missing.
+    Setup,
+}
+
+/// What every command needs to know about where and how it runs.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The repository root: the workspace directory, whatever the current directory is.
+    root: PathBuf,
+    /// Whether to echo external commands before running them.
+    verbose: bool,
+}
+
+impl Context {
+    fn new(verbose: bool) -> Self {
+        // xtask/ sits directly in the repository root.
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf();
+        Self { root, verbose }
+    }
+
+    /// The repository root.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether external commands are echoed.
+    pub(crate) fn verbose(&self) -> bool {
+        self.verbose
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors print clap's message and exit with 2; `--help` and `--version` with 0.
+    let cli = Cli::parse();
+    let ctx = Context::new(cli.verbose);
+    let result = match cli.command {
+        Command::Test(args) => test::run(&ctx, &args),
+        Command::Setup => setup::run(&ctx),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn test_without_arguments_passes_nothing_to_the_runner() {
+        let cli = parse(&["test"]).unwrap();
+        assert!(!cli.verbose);
+        let Command::Test(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert!(args.runner_args.is_empty());
+    }
+
+    #[test]
+    fn arguments_after_the_double_dash_reach_the_runner_untouched() {
+        let cli = parse(&[
+            "test",
+            "--",
+            "-p",
+            "testkit",
+            "--no-capture",
+            "-E",
+            "test(health)",
+        ])
+        .unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(
+            args.runner_args,
+            ["-p", "testkit", "--no-capture", "-E", "test(health)"]
+        );
+    }
+
+    #[test]
+    fn verbose_is_accepted_before_and_after_the_subcommand() {
+        assert!(parse(&["-v", "setup"]).unwrap().verbose);
+        assert!(parse(&["test", "--verbose"]).unwrap().verbose);
+    }
+
+    #[test]
+    fn an_unknown_flag_is_a_usage_error() {
+        let err = parse(&["test", "--no-such-flag"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn runner_arguments_without_the_double_dash_are_a_usage_error() {
+        let err = parse(&["test", "-p", "api"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_missing_or_unknown_subcommand_is_a_usage_error() {
+        assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
+        let err = parse(&["deploy-to-prod"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_repository_root_holds_the_workspace_manifest() {
+        let ctx = Context::new(false);
+        assert!(ctx.root().join("Cargo.toml").is_file());
+        assert!(ctx.root().join("xtask").is_dir());
+    }
+}

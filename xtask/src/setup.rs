@@ -1,0 +1,21 @@
+//! `cargo xtask setup`: installs what the stack and its tests need, through `scripts/setup.sh`.
+
+use std::process::ExitCode;
+
+use crate::Context;
+use crate::cmd::Cmd;
+
+/// The script, relative to the repository root. It stays a script so that CI (`.ci/run`) can
+/// install the packages before anything is compiled.
+const SCRIPT: &str = "scripts/setup.sh";
+
+pub(crate) fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let script = ctx.root().join(SCRIPT);
+    eprintln!("[xtask] running {SCRIPT}");
+    Cmd::new("bash")
+        .arg(&script)
+        .current_dir(ctx.root())
+        .run(ctx)?;
+    eprintln!("[xtask] setup complete: run `cargo xtask test` next");
+    Ok(ExitCode::SUCCESS)
+}
