@@ -99,18 +99,20 @@ fn redis_answers_ping_and_comes_back_on_the_same_port() {
 
 /// Sends one inline command and returns the first reply line.
 fn redis_command(port: u16, line: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("talking to Redis");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        .expect("talking to Redis");
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .expect("talking to Redis");
     let mut reply = Vec::new();
     let mut byte = [0_u8; 1];
     while !reply.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).unwrap();
+        stream.read_exact(&mut byte).expect("talking to Redis");
         reply.push(byte[0]);
     }
-    String::from_utf8(reply).unwrap()
+    String::from_utf8(reply).expect("talking to Redis")
 }
 
 #[test]

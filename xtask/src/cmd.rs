@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Output, Stdio};
+use std::process::{Child, ExitStatus, Output, Stdio};
 
 use anyhow::{Context as _, bail};
 
@@ -17,6 +17,8 @@ pub(crate) struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    /// Start from an empty environment instead of inheriting ours (see [`Cmd::env_clear`]).
+    clear_env: bool,
     dir: Option<PathBuf>,
 }
 
@@ -35,6 +37,7 @@ impl Cmd {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
             envs: Vec::new(),
+            clear_env: false,
             dir: None,
         }
     }
@@ -65,6 +68,13 @@ impl Cmd {
         self
     }
 
+    /// Gives the program only the variables set with [`Cmd::env`], none of ours: for a server
+    /// whose behaviour must not depend on what the developer happens to have exported.
+    pub(crate) fn env_clear(mut self) -> Self {
+        self.clear_env = true;
+        self
+    }
+
     pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.dir = Some(dir.as_ref().to_owned());
         self
@@ -90,6 +100,47 @@ impl Cmd {
         self.std()
             .stdin(Stdio::null())
             .output()
+            .with_context(|| format!("could not start `{self}`"))
+    }
+
+    /// Like [`Cmd::output`], but gives up when Ctrl-C is pressed: the program is killed and
+    /// `None` returned, so a long measurement does not hold up the clean-up after it.
+    pub(crate) async fn output_interruptible(
+        &self,
+        ctx: &Context,
+        interrupt: &mut Interrupt,
+    ) -> anyhow::Result<Option<Output>> {
+        self.echo(ctx);
+        let child = tokio::process::Command::from(self.std())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Dropping the unfinished wait below (on Ctrl-C) then ends the program too.
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))?;
+        tokio::select! {
+            output = child.wait_with_output() => {
+                output.map(Some).with_context(|| format!("waiting for `{self}`"))
+            }
+            () = interrupt.requested() => Ok(None),
+        }
+    }
+
+    /// Starts the command in the background with its output sent to `stdout` and `stderr`,
+    /// for a server that the caller stops (the returned child is not killed on drop).
+    pub(crate) fn spawn(
+        &self,
+        ctx: &Context,
+        stdout: impl Into<Stdio>,
+        stderr: impl Into<Stdio>,
+    ) -> anyhow::Result<Child> {
+        self.echo(ctx);
+        self.std()
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
             .with_context(|| format!("could not start `{self}`"))
     }
 
@@ -142,6 +193,9 @@ impl Cmd {
     fn std(&self) -> std::process::Command {
         let mut command = std::process::Command::new(&self.program);
         command.args(&self.args);
+        if self.clear_env {
+            command.env_clear();
+        }
         command.envs(self.envs.iter().map(|(key, value)| (key, value)));
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
@@ -216,5 +270,71 @@ mod tests {
             String::from_utf8(output.stdout).unwrap().trim_end(),
             dir.to_str().unwrap()
         );
+    }
+
+    #[test]
+    fn a_cleared_environment_holds_only_what_was_set() {
+        let ctx = Context::new(false);
+        let output = Cmd::new("/usr/bin/env")
+            .env_clear()
+            .env("XTASK_ONLY", "this")
+            .output(&ctx)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            "XTASK_ONLY=this\n"
+        );
+    }
+
+    #[test]
+    fn a_spawned_command_writes_where_it_was_told() {
+        let ctx = Context::new(false);
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
+        let mut child = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .spawn(&ctx, log.try_clone().unwrap(), log)
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let written = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+        assert_eq!(written, "out\nerr\n");
+    }
+
+    #[test]
+    fn captured_output_is_returned_and_abandoned_on_ctrl_c() {
+        let ctx = Context::new(false);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _entered = runtime.enter();
+        let mut interrupt = Interrupt::listen().unwrap();
+
+        let output = runtime
+            .block_on(
+                Cmd::new("echo")
+                    .arg("hello")
+                    .output_interruptible(&ctx, &mut interrupt),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.stdout, b"hello\n");
+
+        // Ctrl-C, as the terminal would send it, while a long command runs.
+        let pid = std::process::id().to_string();
+        let started = std::time::Instant::now();
+        let output = runtime.block_on(async {
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-INT", &pid])
+                    .status()
+                    .await;
+            });
+            Cmd::new("sleep")
+                .arg("30")
+                .output_interruptible(&ctx, &mut interrupt)
+                .await
+        });
+        assert!(output.unwrap().is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(interrupt.is_requested());
     }
 }

@@ -4,17 +4,21 @@
 //! each subcommand lives in its own file and exposes `run`.
 //!
 //! # Layout
+//! - `bench/`: `cargo xtask bench`, load benchmarks (`bench api`) writing to `target/bench/`.
 //! - `cmd.rs`: the one helper that runs other programs.
 //! - `interrupt.rs`: Ctrl-C handling for commands that must clean up before exiting.
 //! - `setup.rs`: `cargo xtask setup`, installs the system packages (`scripts/setup.sh`).
+//! - `sqlx_prepare.rs`: `cargo xtask sqlx-prepare`, the API's prepared query data (`api/.sqlx`).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error; `test` passes on its test runner's code, and
 //! 130 when interrupted.
 
+mod bench;
 mod cmd;
 mod interrupt;
 mod setup;
+mod sqlx_prepare;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +55,16 @@ enum Command {
     ///
     /// Safe to run again: it installs only what is missing.
     Setup,
+    /// Measure part of the stack under load and write the figures to target/bench/.
+    ///
+    /// Figures are reported, never asserted; a run fails only when the load saw failed requests.
+    Bench(bench::Args),
+    /// Regenerate api/.sqlx, the query data that lets the build type-check SQL without a
+    /// database, from a throwaway PostgreSQL with the migrations applied.
+    ///
+    /// Run it after changing a query or the schema, and commit the result; `--check` only
+    /// compares (`cargo xtask test` does that on every full run).
+    SqlxPrepare(sqlx_prepare::Args),
 }
 
 /// What every command needs to know about where and how it runs.
@@ -88,6 +102,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test::run(&ctx, &args),
         Command::Setup => setup::run(&ctx),
+        Command::Bench(args) => bench::run(&ctx, &args),
+        Command::SqlxPrepare(args) => sqlx_prepare::run(&ctx, &args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
@@ -167,6 +183,73 @@ mod tests {
         let err = parse(&["deploy-to-prod"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
         assert_eq!(err.exit_code(), 2);
+    }
+
+    fn parse_bench_api(args: &[&str]) -> Result<bench::api::Args, clap::Error> {
+        let cli = parse(&[&["bench", "api"], args].concat())?;
+        let Command::Bench(bench::Args {
+            target: bench::Target::Api(args),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        Ok(args)
+    }
+
+    #[test]
+    fn bench_api_defaults_to_ten_seconds_at_fifty_connections_from_two_threads() {
+        let args = parse_bench_api(&[]).unwrap();
+        assert_eq!((args.duration, args.connections, args.threads), (10, 50, 2));
+        assert_eq!(args.out, None);
+        let args = parse_bench_api(&[
+            "--duration=3",
+            "--connections",
+            "200",
+            "--threads",
+            "4",
+            "--out",
+            "/tmp/api.json",
+        ])
+        .unwrap();
+        assert_eq!((args.duration, args.connections, args.threads), (3, 200, 4));
+        assert_eq!(args.out, Some(PathBuf::from("/tmp/api.json")));
+    }
+
+    #[test]
+    fn bench_api_accepts_the_bounds_of_each_range_and_nothing_beyond() {
+        for (flag, lowest, highest) in [
+            ("--duration", "1", "600"),
+            ("--connections", "1", "10000"),
+            ("--threads", "1", "256"),
+        ] {
+            assert!(parse_bench_api(&[flag, lowest]).is_ok(), "{flag} {lowest}");
+            assert!(
+                parse_bench_api(&[flag, highest]).is_ok(),
+                "{flag} {highest}"
+            );
+        }
+        for (flag, value) in [
+            ("--duration", "0"),
+            ("--duration", "601"),
+            ("--connections", "0"),
+            ("--connections", "10001"),
+            ("--threads", "0"),
+            ("--threads", "257"),
+            ("--duration", "ten"),
+        ] {
+            let err = parse_bench_api(&[flag, value]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{flag} {value}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let err = parse_bench_api(&["--duration=-1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn bench_needs_to_be_told_what_to_measure() {
+        assert_eq!(parse(&["bench"]).unwrap_err().exit_code(), 2);
+        let err = parse(&["bench", "everything"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
     }
 
     #[test]

@@ -60,6 +60,20 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let mut redis = redis?;
 
     let mut first_failure = None;
+    // A full run (as in CI) also proves the committed query data is current.
+    if args.runner_args.is_empty() {
+        let started = Instant::now();
+        match crate::sqlx_prepare::check(ctx, &runtime, &postgres.admin_url()) {
+            Ok(()) => eprintln!(
+                "[xtask] api/.sqlx is up to date ({:.1?})",
+                started.elapsed()
+            ),
+            Err(err) => {
+                eprintln!("[xtask] error: {err:#}");
+                first_failure = Some(1);
+            }
+        }
+    }
     for step in steps {
         let step = step
             .env(PG_URL_ENV, postgres.admin_url())
@@ -120,14 +134,14 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
     Ok(steps)
 }
 
-/// Starts one server, printing one line with how long it took.
-fn provision<T>(
+/// Starts one server, printing one line with how long it took (`bench` starts its servers so too).
+pub(crate) fn provision<T>(
     what: &str,
     start: impl FnOnce() -> anyhow::Result<T>,
     address: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<T> {
     let started = Instant::now();
-    let server = start().with_context(|| format!("starting {what} for the tests"))?;
+    let server = start().with_context(|| format!("starting {what}"))?;
     eprintln!(
         "[xtask] {what} ready at {} ({:.1?})",
         address(&server),

@@ -161,3 +161,28 @@ async fn the_api_starts_while_redis_is_down_and_picks_it_up_later() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_gets_a_503_problem() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("REQUEST_TIMEOUT_MS", "300".to_owned())],
+        ..Default::default()
+    })
+    .await;
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let problem = expect_problem(
+        app.get("/api/deployments?status=failed").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(problem.kind, "https://wander.dev/problems/timeout");
+    blocker.rollback().await.unwrap();
+    assert_eq!(
+        app.get("/api/deployments?status=failed").await.status(),
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,817 @@
+//! `cargo xtask bench api`: the release API over ephemeral, seeded PostgreSQL and Redis, loaded
+//! by wrk scenario after scenario, with start-up time and memory read from `/proc`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Serialize;
+use testkit::{PostgresServer, RedisServer, Seed, TestDatabase};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+use super::{
+    Load, Machine, ScenarioFigures, Session, free_port, http_get, kib_to_mib, peak_rss_kib,
+    render_table, require_program, reset_peak_rss, round, rss_kib, target_dir, write_json,
+};
+use crate::cmd::Cmd;
+use crate::test::provision;
+
+/// How often the start-up probe asks `/livez`: fine enough to time a start of a few tens of
+/// milliseconds, coarse enough not to steal the CPU the API starts on.
+const READY_POLL: Duration = Duration::from_millis(2);
+
+/// How long the API may take to answer `/livez` before the benchmark gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the API is left alone after it is ready before its idle RSS is read, so that the
+/// figure is the resting process, not one still finishing its first connections.
+const IDLE_SETTLE: Duration = Duration::from_millis(250);
+
+/// How long the warm-up pass before a scenario lasts, over one connection: long enough to fill
+/// every cache entry (and the connection pool) so that the measured pass sees the steady state,
+/// short enough to be cheap, and a broken API shows in it at once.
+const WARM_UP_SECS: u32 = 1;
+
+/// The Lua scripts of the scenarios, relative to the repository root.
+const SCRIPT_DIR: &str = "xtask/bench";
+
+/// The variable through which the write scenario's script gets the API token.
+const TOKEN_ENV: &str = "WANDER_BENCH_TOKEN";
+
+/// RFC 3339 in UTC to the second, like the API's own timestamps: `2025-01-31T09:30:00Z`.
+const GENERATED_AT: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// How many log lines an error about a failed API start shows.
+const LOG_LINES: usize = 20;
+
+/// The targets the figures are compared against in the printout (never enforced).
+const TARGET_CACHED_P99_MS: f64 = 5.0;
+const TARGET_CONNECTIONS: u32 = 50;
+const TARGET_PEAK_RSS_MB: f64 = 40.0;
+const TARGET_READY_MS: f64 = 200.0;
+
+/// Options of `cargo xtask bench api`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// How long each scenario loads the API, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub(crate) duration: u32,
+    /// Connections wrk keeps open (concurrent requests).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) connections: u32,
+    /// Threads wrk drives the connections from; at most `--connections`.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) threads: u32,
+    /// Where to write the figures as JSON [default: target/bench/api.json in the repository].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// Which API process a scenario loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Instance {
+    /// The API as deployed, with Redis.
+    Cached,
+    /// A second API whose `REDIS_URL` points at a closed port, so every read bypasses the cache
+    /// and the figures are PostgreSQL's alone.
+    Uncached,
+}
+
+impl Instance {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Cached => "API",
+            Self::Uncached => "API without Redis",
+        }
+    }
+}
+
+/// One way of loading the API.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    /// The name in the table and the JSON.
+    name: &'static str,
+    /// What it loads, for the progress line.
+    what: &'static str,
+    instance: Instance,
+    /// The URL path wrk requests when there is no script (and the one a script's URL names).
+    path: &'static str,
+    /// A Lua script in [`SCRIPT_DIR`] that writes the requests.
+    script: Option<&'static str>,
+    /// Whether a warm-up pass ([`WARM_UP_SECS`]) runs first. Not for writes, whose rows would only add noise.
+    warm_up: bool,
+    /// The `X-Cache` that `path` must answer with after the warm-up, proving that the scenario
+    /// measures the path it is named after.
+    expect_cache: Option<&'static str>,
+}
+
+/// Every scenario, in the order run (and reported).
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "cached_list",
+        what: "GET /api/deployments from the cache",
+        instance: Instance::Cached,
+        path: "/api/deployments",
+        script: None,
+        warm_up: true,
+        expect_cache: Some("HIT"),
+    },
+    Scenario {
+        name: "filtered_list",
+        what: "GET /api/deployments over 240 filter combinations, cached",
+        instance: Instance::Cached,
+        path: "/api/deployments",
+        script: Some("filtered_list.lua"),
+        warm_up: true,
+        expect_cache: None,
+    },
+    Scenario {
+        name: "single_deployment",
+        what: "GET /api/deployments/{1..28}, cached",
+        instance: Instance::Cached,
+        path: "/api/deployments/1",
+        script: Some("single_deployment.lua"),
+        warm_up: true,
+        expect_cache: None,
+    },
+    Scenario {
+        name: "health",
+        what: "GET /health, which queries PostgreSQL and Redis every time",
+        instance: Instance::Cached,
+        path: "/health",
+        script: None,
+        warm_up: true,
+        expect_cache: None,
+    },
+    Scenario {
+        name: "write_mix",
+        what: "20% POST /api/deployments, 80% GET /api/deployments missing the cache after writes",
+        instance: Instance::Cached,
+        path: "/api/deployments",
+        script: Some("write_mix.lua"),
+        warm_up: false,
+        expect_cache: None,
+    },
+    Scenario {
+        name: "list_database_path",
+        what: "GET /api/deployments with Redis unreachable, from PostgreSQL alone",
+        instance: Instance::Uncached,
+        path: "/api/deployments",
+        script: None,
+        warm_up: true,
+        expect_cache: Some("BYPASS"),
+    },
+];
+
+/// The JSON written to `--out`.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// RFC 3339, UTC.
+    generated_at: String,
+    machine: Machine,
+    settings: Settings,
+    startup: Startup,
+    scenarios: Vec<ScenarioFigures>,
+    /// The highest of the scenarios' peaks, in MiB.
+    peak_rss_mb: f64,
+}
+
+/// How hard each scenario loaded the API.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Settings {
+    duration_s: u32,
+    connections: u32,
+    threads: u32,
+}
+
+/// The API's start, with migrations already applied (the database is cloned from a migrated
+/// template): what a restarted pod costs.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Startup {
+    /// From spawning the process to its first `200` on `GET /livez`.
+    ready_ms: f64,
+    /// Resident memory once started and idle, in MiB.
+    idle_rss_mb: f64,
+}
+
+pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
+    let settings = settings(args)?;
+    let ctx = session.ctx;
+    let wrk = require_program("wrk")?;
+    let scripts = ctx.root().join(SCRIPT_DIR);
+    for script in SCENARIOS.iter().filter_map(|scenario| scenario.script) {
+        let path = scripts.join(script);
+        if !path.is_file() {
+            bail!("the wrk script {} is missing", path.display());
+        }
+    }
+    let bench_dir = target_dir(ctx).join("bench");
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| bench_dir.join("api.json"));
+    std::fs::create_dir_all(&bench_dir)
+        .with_context(|| format!("creating {}", bench_dir.display()))?;
+
+    eprintln!("[xtask] building the API in release mode");
+    Cmd::cargo()
+        .args(["build", "--release", "--package", "api"])
+        .current_dir(ctx.root())
+        .run(ctx)?;
+    let binary = target_dir(ctx).join("release/api");
+    session.check_interrupt()?;
+
+    // Declared before the API processes, so they outlive them: locals drop in reverse order,
+    // and every early return below (error or Ctrl-C) stops the APIs first, then the servers.
+    let postgres = provision(
+        "PostgreSQL",
+        PostgresServer::start,
+        PostgresServer::admin_url,
+    );
+    session.check_interrupt()?;
+    let postgres = postgres?;
+    let redis = provision("Redis", RedisServer::start, RedisServer::url);
+    session.check_interrupt()?;
+    let redis = redis?;
+
+    let token = random_token()?;
+    let loads = Loads {
+        wrk: &wrk,
+        scripts: &scripts,
+        token: &token,
+        settings,
+    };
+    let mut startup = None;
+    let mut figures = Vec::new();
+    let mut failures = Vec::new();
+    for instance in [Instance::Cached, Instance::Uncached] {
+        // Each instance gets a fresh copy of the seed, so the rows the write mix adds do not
+        // change what the database-only list reads.
+        let database = session
+            .runtime
+            .block_on(TestDatabase::create(&postgres.admin_url(), Seed::Seeded))
+            .context("creating the seeded benchmark database")?;
+        let (redis_url, log_name) = match instance {
+            Instance::Cached => (redis.url(), "api.log"),
+            Instance::Uncached => (
+                format!("redis://127.0.0.1:{}", free_port()?),
+                "api-uncached.log",
+            ),
+        };
+        let mut api = ApiProcess::start(
+            session,
+            &binary,
+            &bench_dir.join(log_name),
+            &[
+                ("DATABASE_URL", database.url.as_str()),
+                ("REDIS_URL", redis_url.as_str()),
+                ("API_TOKEN", token.as_str()),
+                ("LOG_FORMAT", "json"),
+            ],
+        )?;
+        thread::sleep(IDLE_SETTLE);
+        let idle_rss_mb = kib_to_mib(rss_kib(api.pid())?);
+        eprintln!(
+            "[xtask] {} ready in {:.1} ms (idle RSS {idle_rss_mb:.1} MB, log {})",
+            instance.label(),
+            api.ready_ms,
+            api.log.display()
+        );
+        if instance == Instance::Cached {
+            startup = Some(Startup {
+                ready_ms: round(api.ready_ms, 1),
+                idle_rss_mb,
+            });
+        }
+
+        for scenario in SCENARIOS.iter().filter(|s| s.instance == instance) {
+            let (row, verdict) = run_scenario(session, &mut api, scenario, &loads)?;
+            if let Err(problem) = verdict {
+                eprintln!("[xtask] {}: {problem}", scenario.name);
+                failures.push(format!("{}: {problem}", scenario.name));
+            }
+            figures.push(row);
+        }
+    }
+
+    let startup = startup.context("the cached API never started")?;
+    let report = Report {
+        generated_at: OffsetDateTime::now_utc()
+            .format(GENERATED_AT)
+            .context("formatting the time")?,
+        machine: Machine::detect(),
+        settings,
+        startup,
+        peak_rss_mb: figures
+            .iter()
+            .map(|row| row.peak_rss_mb)
+            .fold(0.0, f64::max),
+        scenarios: figures,
+    };
+    print!("\n{}", render_table(&report.scenarios));
+    println!(
+        "\nstart-up: ready in {:.1} ms, idle RSS {:.1} MB; peak RSS under load {:.1} MB",
+        report.startup.ready_ms, report.startup.idle_rss_mb, report.peak_rss_mb
+    );
+    println!("\ntargets (reported, not enforced):");
+    for line in target_lines(&report) {
+        println!("  {line}");
+    }
+
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} scenarios had failed requests, so their figures describe a broken API and \
+             {} was not written: {}; the API logs are in {}",
+            failures.len(),
+            SCENARIOS.len(),
+            out.display(),
+            failures.join("; "),
+            bench_dir.display()
+        );
+    }
+    write_json(&out, &report)?;
+    println!("\nfigures written to {}", out.display());
+    Ok(())
+}
+
+/// The settings, checked against each other (clap checks each alone).
+fn settings(args: &Args) -> anyhow::Result<Settings> {
+    if args.threads > args.connections {
+        bail!(
+            "--threads {} is more than --connections {}: wrk needs a connection per thread; \
+             lower --threads or raise --connections",
+            args.threads,
+            args.connections
+        );
+    }
+    Ok(Settings {
+        duration_s: args.duration,
+        connections: args.connections,
+        threads: args.threads,
+    })
+}
+
+/// What every scenario's wrk runs share.
+#[derive(Debug, Clone, Copy)]
+struct Loads<'a> {
+    wrk: &'a Path,
+    scripts: &'a Path,
+    token: &'a str,
+    settings: Settings,
+}
+
+impl Loads<'_> {
+    /// The measured load of `scenario` on the API at `port`.
+    fn measured(&self, scenario: &Scenario, port: u16) -> Load {
+        Load {
+            url: format!("http://127.0.0.1:{port}{}", scenario.path),
+            script: scenario.script.map(|script| self.scripts.join(script)),
+            env: vec![(TOKEN_ENV.to_owned(), self.token.to_owned())],
+            threads: self.settings.threads,
+            connections: self.settings.connections,
+            duration_s: self.settings.duration_s,
+        }
+    }
+
+    /// The warm-up pass before `scenario`: the same requests, one at a time.
+    fn warm_up(&self, scenario: &Scenario, port: u16) -> Load {
+        Load {
+            threads: 1,
+            connections: 1,
+            duration_s: WARM_UP_SECS,
+            ..self.measured(scenario, port)
+        }
+    }
+}
+
+/// Warms up (when the scenario wants it), checks the cache path, then measures. Returns the
+/// figures and whether they can be trusted; an error only when the scenario could not run.
+fn run_scenario(
+    session: &mut Session<'_>,
+    api: &mut ApiProcess,
+    scenario: &Scenario,
+    loads: &Loads<'_>,
+) -> anyhow::Result<(ScenarioFigures, Result<(), String>)> {
+    eprintln!(
+        "[xtask] {}: {} ({}s, {} connections)",
+        scenario.name, scenario.what, loads.settings.duration_s, loads.settings.connections
+    );
+    if scenario.warm_up {
+        let warm_up = session.wrk(loads.wrk, &loads.warm_up(scenario, api.port))?;
+        warm_up.verdict().map_err(|problem| {
+            anyhow!(
+                "the warm-up of {} failed ({problem}), so the API is not answering as it \
+                 should; see its log {}",
+                scenario.name,
+                api.log.display()
+            )
+        })?;
+    }
+    if let Some(expected) = scenario.expect_cache {
+        let head = http_get(api.port, scenario.path)
+            .with_context(|| format!("GET {} before {}", scenario.path, scenario.name))?;
+        let cache = head.header("x-cache");
+        if head.status != 200 || cache != Some(expected) {
+            bail!(
+                "{} measures the {expected} path, but GET {} answered {} with X-Cache {}; \
+                 see the API log {}",
+                scenario.name,
+                scenario.path,
+                head.status,
+                cache.unwrap_or("(none)"),
+                api.log.display()
+            );
+        }
+    }
+    reset_peak_rss(api.pid())?;
+    let report = session.wrk(loads.wrk, &loads.measured(scenario, api.port))?;
+    let peak = peak_rss_kib(api.pid())?;
+    if let Some(status) = api.exited()? {
+        bail!(
+            "the API exited ({status}) during {}; see its log {}",
+            scenario.name,
+            api.log.display()
+        );
+    }
+    Ok((
+        ScenarioFigures::new(scenario.name, &report, peak),
+        report.verdict(),
+    ))
+}
+
+/// The figures set against the targets, one line each, for people to read.
+fn target_lines(report: &Report) -> Vec<String> {
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    let mut lines = Vec::new();
+    if let Some(cached) = report.scenarios.iter().find(|s| s.name == "cached_list") {
+        let caveat = if report.settings.connections == TARGET_CONNECTIONS {
+            String::new()
+        } else {
+            format!(
+                " (measured at {} connections, not {TARGET_CONNECTIONS})",
+                report.settings.connections
+            )
+        };
+        lines.push(format!(
+            "cached_list p99 < {TARGET_CACHED_P99_MS} ms at {TARGET_CONNECTIONS} connections: \
+             {:.3} ms, {}{caveat}",
+            cached.p99_ms,
+            verdict(cached.p99_ms < TARGET_CACHED_P99_MS)
+        ));
+    }
+    lines.push(format!(
+        "peak RSS under load < {TARGET_PEAK_RSS_MB} MB: {:.1} MB, {}",
+        report.peak_rss_mb,
+        verdict(report.peak_rss_mb < TARGET_PEAK_RSS_MB)
+    ));
+    lines.push(format!(
+        "ready within {TARGET_READY_MS} ms of start: {:.1} ms, {}",
+        report.startup.ready_ms,
+        verdict(report.startup.ready_ms < TARGET_READY_MS)
+    ));
+    lines
+}
+
+/// A running API; killed (and reaped) when dropped, whatever made the benchmark stop.
+#[derive(Debug)]
+struct ApiProcess {
+    child: Child,
+    port: u16,
+    /// Where its stdout and stderr go.
+    log: PathBuf,
+    /// From spawn to the first `200` on `/livez`.
+    ready_ms: f64,
+}
+
+impl ApiProcess {
+    /// Starts the API binary with only `env` (plus its address) as environment, so that a
+    /// developer's RUST_LOG or pool settings cannot skew the figures, and waits until it serves.
+    fn start(
+        session: &mut Session<'_>,
+        binary: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let stderr = file
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut cmd = Cmd::new(binary)
+            .env_clear()
+            .env("API_ADDR", format!("127.0.0.1:{port}"));
+        for (key, value) in env {
+            cmd = cmd.env(key, value);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn(session.ctx, file, stderr)?;
+        let mut api = Self {
+            child,
+            port,
+            log: log.to_owned(),
+            ready_ms: 0.0,
+        };
+        loop {
+            if let Ok(head) = http_get(port, "/livez")
+                && head.status == 200
+            {
+                api.ready_ms = started.elapsed().as_secs_f64() * 1_000.0;
+                return Ok(api);
+            }
+            session.check_interrupt()?;
+            if let Some(status) = api.exited()? {
+                bail!(
+                    "the API exited ({status}) before answering GET /livez; the end of {}:\n{}",
+                    log.display(),
+                    log_tail(log, LOG_LINES)
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the API did not answer GET /livez on port {port} within {}s; the end of \
+                     {}:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    log.display(),
+                    log_tail(log, LOG_LINES)
+                );
+            }
+            thread::sleep(READY_POLL);
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How the API ended, if it did.
+    fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait().context("checking on the API process")
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        // Already gone (Ctrl-C reaches it too) is fine; either way it is reaped here.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bearer token nobody can guess, for the API instances of this run only.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the API token")?;
+    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// The last `lines` lines of the log at `path`, for an error message.
+fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            match &all[all.len().saturating_sub(lines)..] {
+                [] => "(the log is empty)".to_owned(),
+                tail => tail.join("\n"),
+            }
+        }
+        Err(err) => format!("(could not read {}: {err})", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn args(duration: u32, connections: u32, threads: u32) -> Args {
+        Args {
+            duration,
+            connections,
+            threads,
+            out: None,
+        }
+    }
+
+    #[test]
+    fn threads_may_not_outnumber_connections() {
+        assert!(settings(&args(10, 50, 2)).is_ok());
+        assert!(settings(&args(10, 2, 2)).is_ok());
+        let err = settings(&args(10, 1, 2)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--threads 2 is more than --connections 1")
+        );
+    }
+
+    #[test]
+    fn every_scenario_is_named_once_and_its_script_is_in_the_repository() {
+        let names: HashSet<_> = SCENARIOS.iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), SCENARIOS.len());
+        assert_eq!(
+            SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>(),
+            [
+                "cached_list",
+                "filtered_list",
+                "single_deployment",
+                "health",
+                "write_mix",
+                "list_database_path"
+            ]
+        );
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
+        for script in SCENARIOS.iter().filter_map(|s| s.script) {
+            let text = std::fs::read_to_string(dir.join(script)).unwrap();
+            assert!(
+                text.starts_with("-- wrk script for"),
+                "{script} lacks its header"
+            );
+            assert!(text.contains("function request()"), "{script}");
+        }
+        // The write script reads the token from the variable the xtask sets.
+        let write_mix = std::fs::read_to_string(dir.join("write_mix.lua")).unwrap();
+        assert!(write_mix.contains(TOKEN_ENV));
+    }
+
+    #[test]
+    fn only_the_database_path_runs_without_redis_and_writes_are_not_warmed_up() {
+        for scenario in SCENARIOS {
+            assert_eq!(
+                scenario.instance == Instance::Uncached,
+                scenario.name == "list_database_path",
+                "{}",
+                scenario.name
+            );
+            assert_eq!(
+                scenario.warm_up,
+                scenario.name != "write_mix",
+                "{}",
+                scenario.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_warm_up_sends_the_scenario_s_requests_over_one_connection() {
+        let loads = Loads {
+            wrk: Path::new("/usr/bin/wrk"),
+            scripts: Path::new("/repo/xtask/bench"),
+            token: "secret",
+            settings: Settings {
+                duration_s: 10,
+                connections: 50,
+                threads: 2,
+            },
+        };
+        let filtered = &SCENARIOS[1];
+        let measured = loads.measured(filtered, 4000);
+        assert_eq!(measured.url, "http://127.0.0.1:4000/api/deployments");
+        assert_eq!(
+            measured.script.as_deref(),
+            Some(Path::new("/repo/xtask/bench/filtered_list.lua"))
+        );
+        assert_eq!(
+            (measured.threads, measured.connections, measured.duration_s),
+            (2, 50, 10)
+        );
+        let warm_up = loads.warm_up(filtered, 4000);
+        assert_eq!(
+            (warm_up.threads, warm_up.connections, warm_up.duration_s),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (&warm_up.url, &warm_up.script),
+            (&measured.url, &measured.script)
+        );
+    }
+
+    fn report(connections: u32, p99_ms: f64, peak_rss_mb: f64, ready_ms: f64) -> Report {
+        Report {
+            generated_at: "2025-01-01T00:00:00Z".into(),
+            machine: Machine {
+                cpus: 2,
+                kernel: "6.1.0".into(),
+            },
+            settings: Settings {
+                duration_s: 10,
+                connections,
+                threads: 2,
+            },
+            startup: Startup {
+                ready_ms,
+                idle_rss_mb: 9.5,
+            },
+            scenarios: vec![ScenarioFigures {
+                name: "cached_list".into(),
+                requests_per_sec: 20_000.0,
+                p50_ms: 1.0,
+                p99_ms,
+                max_ms: 20.0,
+                requests: 200_000,
+                errors: 0,
+                peak_rss_mb,
+            }],
+            peak_rss_mb,
+        }
+    }
+
+    #[test]
+    fn targets_are_reported_as_met_or_missed() {
+        assert_eq!(
+            target_lines(&report(50, 4.2, 30.0, 80.0)),
+            [
+                "cached_list p99 < 5 ms at 50 connections: 4.200 ms, met",
+                "peak RSS under load < 40 MB: 30.0 MB, met",
+                "ready within 200 ms of start: 80.0 ms, met",
+            ]
+        );
+        let lines = target_lines(&report(100, 7.0, 41.0, 250.0));
+        assert_eq!(
+            lines[0],
+            "cached_list p99 < 5 ms at 50 connections: 7.000 ms, MISSED \
+             (measured at 100 connections, not 50)"
+        );
+        assert!(lines[1].ends_with("MISSED") && lines[2].ends_with("MISSED"));
+    }
+
+    #[test]
+    fn the_json_has_the_documented_fields() {
+        let json = serde_json::to_value(report(50, 4.2, 30.0, 80.0)).unwrap();
+        let keys = |value: &serde_json::Value| {
+            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            keys(&json),
+            [
+                "generated_at",
+                "machine",
+                "peak_rss_mb",
+                "scenarios",
+                "settings",
+                "startup"
+            ]
+        );
+        assert_eq!(keys(&json["machine"]), ["cpus", "kernel"]);
+        assert_eq!(
+            keys(&json["settings"]),
+            ["connections", "duration_s", "threads"]
+        );
+        assert_eq!(keys(&json["startup"]), ["idle_rss_mb", "ready_ms"]);
+        assert_eq!(
+            keys(&json["scenarios"][0]),
+            [
+                "errors",
+                "max_ms",
+                "name",
+                "p50_ms",
+                "p99_ms",
+                "peak_rss_mb",
+                "requests",
+                "requests_per_sec"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_generation_time_is_rfc_3339_utc_to_the_second() {
+        let at = time::macros::datetime!(2025-01-31 09:30:05.123456 UTC);
+        assert_eq!(at.format(GENERATED_AT).unwrap(), "2025-01-31T09:30:05Z");
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let first = random_token().unwrap();
+        assert_eq!(first.len(), 32);
+        assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(first, random_token().unwrap());
+    }
+
+    #[test]
+    fn a_log_tail_shows_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(log_tail(&path, 2), "two\nthree");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(log_tail(&path, 2), "(the log is empty)");
+        assert!(log_tail(&dir.path().join("missing"), 2).starts_with("(could not read"));
+    }
+}
