@@ -17,13 +17,23 @@ use std::{
 use axum::body::Bytes;
 use fred::{
     prelude::{
-        Builder, Client, ClientLike, Config as RedisConfig, Expiration, KeysInterface, Options,
-        ReconnectPolicy,
+        Builder, Client, ClientLike, Config as RedisConfig, Expiration, KeysInterface,
+        LuaInterface, Options, ReconnectPolicy,
     },
-    types::Key,
+    types::{Key, scripts::Script},
 };
 
 use crate::config::Config;
+
+/// Reads the current generation (`KEYS[1]`, absent means 0) and the entry of `ARGV[2]` under it
+/// (`ARGV[1]` is the entry prefix); returns both so a miss knows which key to fill.
+const LOOKUP_LUA: &str = r"
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+";
+
+static LOOKUP: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::from_lua(LOOKUP_LUA));
 
 /// How a response relates to the cache; sent to clients as `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +75,8 @@ pub struct Cache {
     /// Per-command options: a deadline and fail-fast while disconnected, no retries.
     options: Options,
     prefix: String,
+    /// `{prefix}:e:`, what every entry key starts with.
+    entry_prefix: String,
     ttl: Duration,
     /// Set when a write could not bump the generation; cleared by the next successful bump.
     stale: AtomicBool,
@@ -101,6 +113,7 @@ impl Cache {
                 ..Options::default()
             },
             prefix: config.cache_prefix.clone(),
+            entry_prefix: format!("{}:e:", config.cache_prefix),
             ttl: config.cache_ttl,
             stale: AtomicBool::new(false),
         })
@@ -110,24 +123,35 @@ impl Cache {
         format!("{}:gen", self.prefix)
     }
 
-    /// Looks up `resource` (a normalised description such as `deployments?status=failed`).
+    /// Looks up `resource` (a normalised description such as `deployments?status=failed`) in one
+    /// round trip: the script reads the generation and the entry of that generation together.
     pub async fn lookup(&self, resource: &str) -> Lookup {
         if self.stale.load(Ordering::Acquire) && self.invalidate().await.is_err() {
             return Lookup::Bypass;
         }
         let redis = self.client.with_options(&self.options);
-        let generation: Option<u64> = match redis.get(self.generation_key()).await {
-            Ok(generation) => generation,
-            Err(err) => return bypass(&err),
-        };
-        let key = Key::from(format!(
-            "{}:e:{}:{resource}",
-            self.prefix,
-            generation.unwrap_or(0)
-        ));
-        match redis.get::<Option<Bytes>, _>(key.clone()).await {
-            Ok(Some(body)) => Lookup::Hit(body),
-            Ok(None) => Lookup::Miss(key),
+        let keys = vec![Key::from(self.generation_key())];
+        let args = vec![self.entry_prefix.clone(), resource.to_owned()];
+        let mut reply = redis
+            .evalsha::<(String, Option<Bytes>), _, _, _>(
+                LOOKUP.sha1().clone(),
+                keys.clone(),
+                args.clone(),
+            )
+            .await;
+        if matches!(&reply, Err(err) if err.details().starts_with("NOSCRIPT")) {
+            // First use on this Redis (or after a restart): load the script, then retry once.
+            reply = match redis.script_load::<String, _>(LOOKUP_LUA).await {
+                Ok(_) => redis.evalsha(LOOKUP.sha1().clone(), keys, args).await,
+                Err(err) => Err(err),
+            };
+        }
+        match reply {
+            Ok((_, Some(body))) => Lookup::Hit(body),
+            Ok((generation, None)) => Lookup::Miss(Key::from(format!(
+                "{}{generation}:{resource}",
+                self.entry_prefix
+            ))),
             Err(err) => bypass(&err),
         }
     }

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_json);
+    let _logs = telemetry::init(config.log_json);
     let server = match Server::build(config).await {
         Ok(server) => server,
         Err(err) => {

@@ -1,12 +1,23 @@
 //! Logging: human-readable lines on a terminal, one JSON object per line with `LOG_FORMAT=json`
 //! (for log shippers in the cluster). `RUST_LOG` filters as usual.
+//!
+//! Lines are written by a background thread, so a request never waits on stdout (a slow terminal
+//! or a container log pipe); under extreme overload lines are dropped rather than requests slowed.
 
 use std::io::IsTerminal;
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-/// Installs the global subscriber; later calls (as in tests) are no-ops.
-pub fn init(json: bool) {
+/// Keeps the log writer alive; dropping it at exit flushes what is still buffered.
+#[must_use = "logs are lost unless the guard lives until the process exits"]
+#[derive(Debug)]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
+/// Installs the global subscriber writing to stdout. Later calls (as in tests) leave the first
+/// subscriber in place.
+pub fn init(json: bool) -> LogGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,fred=warn,tower_http=info"));
     let registry = tracing_subscriber::registry().with(filter);
@@ -16,15 +27,24 @@ pub fn init(json: bool) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    // The request span alone carries everything; the full list repeats it.
+                    .with_span_list(false)
+                    .with_writer(writer),
             )
             .try_init()
     } else {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         registry
-            .with(fmt::layer().with_target(false).with_ansi(colour))
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(colour)
+                    .with_writer(writer),
+            )
             .try_init()
     };
     // Already installed: keep the first one.
     drop(result);
+    LogGuard(guard)
 }
