@@ -17,10 +17,10 @@ use std::{
 use axum::body::Bytes;
 use fred::{
     prelude::{
-        Builder, Client, ClientLike, Config as RedisConfig, Expiration, KeysInterface,
-        LuaInterface, Options, ReconnectPolicy,
+        Builder, Client, ClientLike, Config as RedisConfig, Expiration, KeysInterface, Options,
+        ReconnectPolicy, Value,
     },
-    types::{Key, scripts::Script},
+    types::{ClusterHash, CustomCommand, Key, scripts::Script},
 };
 
 use crate::config::Config;
@@ -32,8 +32,9 @@ local generation = redis.call('GET', KEYS[1]) or '0'
 return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
 ";
 
-static LOOKUP: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::from_lua(LOOKUP_LUA));
+/// The script's SHA-1, which `EVALSHA` names it by.
+static LOOKUP_SHA1: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| Script::from_lua(LOOKUP_LUA).sha1().to_string());
 
 /// How a response relates to the cache; sent to clients as `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,20 +130,33 @@ impl Cache {
         if self.stale.load(Ordering::Acquire) && self.invalidate().await.is_err() {
             return Lookup::Bypass;
         }
+        // EVALSHA goes through `custom`: fred's `WithOptions` does not implement its Lua
+        // interface, which would silently drop the deadline and fail-fast options.
         let redis = self.client.with_options(&self.options);
-        let keys = vec![Key::from(self.generation_key())];
-        let args = vec![self.entry_prefix.clone(), resource.to_owned()];
-        let mut reply = redis
-            .evalsha::<(String, Option<Bytes>), _, _, _>(
-                LOOKUP.sha1().clone(),
-                keys.clone(),
-                args.clone(),
+        let evalsha = |sha: String| {
+            let args: Vec<Value> = vec![
+                sha.into(),
+                1.into(),
+                self.generation_key().into(),
+                self.entry_prefix.clone().into(),
+                resource.into(),
+            ];
+            redis.custom::<(String, Option<Bytes>), _>(
+                CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false),
+                args,
             )
-            .await;
+        };
+        let mut reply = evalsha(LOOKUP_SHA1.clone()).await;
         if matches!(&reply, Err(err) if err.details().starts_with("NOSCRIPT")) {
             // First use on this Redis (or after a restart): load the script, then retry once.
-            reply = match redis.script_load::<String, _>(LOOKUP_LUA).await {
-                Ok(_) => redis.evalsha(LOOKUP.sha1().clone(), keys, args).await,
+            let load = redis
+                .custom::<String, _>(
+                    CustomCommand::new_static("SCRIPT", ClusterHash::Random, false),
+                    vec!["LOAD", LOOKUP_LUA],
+                )
+                .await;
+            reply = match load {
+                Ok(sha) => evalsha(sha).await,
                 Err(err) => Err(err),
             };
         }

@@ -85,9 +85,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         }
     };
     let redis = async {
-        match state.cache.ping().await {
-            Ok(latency) => up(latency),
-            Err(err) => down("redis", &err),
+        match tokio::time::timeout(PROBE_TIMEOUT, state.cache.ping()).await {
+            Ok(Ok(latency)) => up(latency),
+            Ok(Err(err)) => down("redis", &err),
+            Err(_) => down("redis", &"timed out"),
         }
     };
     let (database, redis) = tokio::join!(database, redis);

@@ -186,3 +186,47 @@ async fn a_request_past_its_deadline_gets_a_503_problem() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_is_bypassed_at_once_not_after_the_cache_timeout() {
+    let mut redis = RedisServer::start().unwrap();
+    let app = TestApp::spawn_with(Options {
+        redis_url: Some(redis.url()),
+        // A deadline far beyond the client's: only failing fast can answer in time.
+        env: vec![("CACHE_TIMEOUT_MS", "120000".to_owned())],
+        ..Default::default()
+    })
+    .await;
+    redis.stop().unwrap();
+    // A command already on the wire when Redis died may wait out its deadline; what matters is
+    // that once the client has noticed, nothing waits for Redis any more.
+    eventually("the API noticing Redis is gone", || async {
+        let health: Value = app.get("/health").await.json().await.unwrap();
+        health["checks"]["redis"]["status"] == "down"
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for path in [
+        "/api/deployments",
+        "/api/services",
+        "/api/deployments/1",
+        "/health",
+    ] {
+        let response = client
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{path} waited on the dead Redis: {err}"));
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let response = app
+        .post_json(
+            "/api/deployments",
+            &json!({"service_id": 1, "environment_id": 1, "version": "v", "deployed_by": "a"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
