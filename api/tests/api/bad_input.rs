@@ -397,3 +397,51 @@ async fn unknown_routes_and_methods_are_problems_too() {
         .unwrap();
     expect_problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
 }
+
+#[tokio::test]
+async fn endpoints_without_parameters_ignore_stray_input_and_reject_other_methods() {
+    let app = TestApp::spawn().await;
+    let before = app.deployment_count().await;
+    let hostile_query = "?id=1%27%3B%20DROP%20TABLE%20deployments%3B--&limit=-1&%00=%00";
+    for path in [
+        "/health",
+        "/livez",
+        "/api/services",
+        "/api/environments",
+        "/api/stats",
+        "/openapi.json",
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("{path}{hostile_query}")))
+            .header("content-type", "application/json")
+            .body("{\"not\": \"expected\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        for method in [reqwest::Method::POST, reqwest::Method::PATCH] {
+            let response = app
+                .client
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            expect_problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+        }
+    }
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/cache{hostile_query}")))
+        .body("[1, 2, 3]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    expect_problem(
+        app.client.get(app.url("/api/cache")).send().await.unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert_eq!(app.deployment_count().await, before);
+}

@@ -10,4 +10,5 @@ mod endpoints;
 mod faults;
 mod helpers;
 mod security;
+mod seed;
 mod shutdown;
