@@ -8,8 +8,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use contract::Problem;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -41,24 +40,6 @@ pub enum ApiError {
     /// A bug or an unexpected database answer; the details go to the log only.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// An `application/problem+json` document (RFC 9457).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Problem {
-    /// A URI reference naming the kind of problem.
-    #[serde(rename = "type")]
-    #[schema(example = "https://wander.dev/problems/invalid-input")]
-    pub kind: String,
-    /// Short, human-readable summary of the kind of problem.
-    #[schema(example = "Invalid input")]
-    pub title: String,
-    /// The HTTP status code.
-    #[schema(example = 422)]
-    pub status: u16,
-    /// What went wrong in this occurrence, and what to do about it.
-    #[schema(example = "version must not be empty")]
-    pub detail: String,
 }
 
 impl ApiError {
@@ -147,6 +128,12 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<contract::FieldError> for ApiError {
+    fn from(err: contract::FieldError) -> Self {
+        Self::Invalid(err.to_string())
     }
 }
 

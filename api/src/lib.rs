@@ -6,7 +6,8 @@
 //!   serves until a shutdown future resolves (tests bind port 0 and stop it cleanly).
 //! - [`routes`]: one module per resource, each with `router()`; [`routes::openapi`] serves the
 //!   generated OpenAPI document.
-//! - [`model`]: wire types and input validation; [`store`]: every SQL statement;
+//! - [`model`]: request parameters (the wire types come from the `contract` crate);
+//!   [`store`]: every SQL statement;
 //!   [`cache`]: cache-aside in Redis that steps aside when Redis is unavailable.
 //! - [`error`]: the one error type and its mapping to RFC 9457 problem documents;
 //!   [`extract`] and [`auth`]: extractors whose rejections are those errors.
@@ -20,4 +21,3 @@ pub mod extract;
 pub mod model;
 pub mod routes;
 pub mod store;
-pub mod telemetry;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use api::{
     app::{Server, shutdown_signal},
     config::Config,
-    telemetry,
 };
 
 #[tokio::main]

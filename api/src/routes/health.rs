@@ -3,65 +3,17 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{
+    app::AppState,
+    model::{Check, CheckStatus, Checks, Health, Liveness, OverallStatus},
+    store,
+};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use crate::{app::AppState, store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/livez", get(livez))
-}
-
-/// Overall state: `ok`, `degraded` (Redis down: the API still serves) or `down` (no database).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OverallStatus {
-    Ok,
-    Degraded,
-    Down,
-}
-
-/// One dependency's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    Up,
-    Down,
-}
-
-/// The result of checking one dependency.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Check {
-    pub status: CheckStatus,
-    /// Round-trip time of the probe; `null` when it failed.
-    pub latency_ms: Option<f64>,
-}
-
-/// The dependencies checked by `/health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Checks {
-    pub database: Check,
-    pub redis: Check,
-}
-
-/// `GET /health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    pub status: OverallStatus,
-    pub checks: Checks,
-    /// The API's version.
-    #[schema(example = "0.1.0")]
-    pub version: String,
-}
-
-/// `GET /livez`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Liveness {
-    #[schema(example = "ok")]
-    pub status: String,
 }
 
 /// How long a health probe may take before its dependency counts as down.

@@ -28,7 +28,7 @@ use super::{cache, catalog, deployments, health, stats};
         Problem, model::Deployment, model::NewDeployment, model::DeploymentPage,
         model::DeploymentStatus, model::NamedRef, model::Service, model::ServiceList,
         model::Environment, model::EnvironmentList, model::Stats, model::StatusCounts,
-        model::CacheCleared, health::Health, health::Liveness,
+        model::CacheCleared, model::Health, model::Liveness,
     )),
     modifiers(&BearerAuth),
     tags(
