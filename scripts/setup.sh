@@ -13,6 +13,13 @@
 #   wrk              HTTP load generator behind `cargo xtask bench`.
 #   ca-certificates  TLS roots for cargo, pip and apt downloads.
 #   pkg-config       lets crates with native dependencies find the system libraries.
+#   chromium         the browser of the dashboard's end-to-end test (web/tests/browser.rs), which
+#                    runs it headless; Debian's build, because Google's Chrome is not in its archive.
+#   chromium-driver  chromedriver, the WebDriver server through which that test drives Chromium;
+#                    Debian builds it from the same source, so the two versions always match.
+#                    Debian only: Ubuntu's packages of these names install a snap, which needs
+#                    snapd and does not work in containers, so on Ubuntu the script only checks
+#                    for them and says what to do when they are missing.
 #   python3-pip      only when pip is missing: to install the Python package below.
 #   openapi-spec-validator (Python, from PyPI)
 #                    the API tests validate the generated OpenAPI document with it.
@@ -21,6 +28,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config)
+# The browser and its driver, installed from apt on Debian only (see above).
+BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGE=openapi-spec-validator
 PYTHON_MODULE=openapi_spec_validator
 # Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
@@ -50,6 +59,7 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     printf 'setup: install these by hand, then run `cargo xtask test`:\n' >&2
     printf '  - PostgreSQL server 15 or newer (initdb and postgres; set PG_BIN_DIR if not on PATH)\n' >&2
     printf '  - redis-server, wrk, pkg-config, CA certificates\n' >&2
+    printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
     printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
     exit 1
@@ -90,6 +100,19 @@ list_clusters() {
 }
 
 # --- System packages ------------------------------------------------------------------------
+case " $os_id $os_like " in
+    *" ubuntu "*)
+        if command -v chromedriver >/dev/null && { [[ -n ${CHROME_BIN:-} ]] || command -v chromium >/dev/null; }; then
+            say "chromium and chromedriver are already installed"
+        else
+            say "warning: Ubuntu packages Chromium as a snap, which this script does not install;"
+            say "warning: the browser test needs chromium and chromedriver of one version on PATH"
+            say "warning: (or CHROME_BIN naming the browser): install them, then run \`cargo xtask test\`"
+        fi
+        ;;
+    *) APT_PACKAGES+=("${BROWSER_PACKAGES[@]}") ;;
+esac
+
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     if is_installed "$package"; then

@@ -127,6 +127,10 @@ impl Cache {
     /// Looks up `resource` (a normalised description such as `deployments?status=failed`) in one
     /// round trip: the script reads the generation and the entry of that generation together.
     pub async fn lookup(&self, resource: &str) -> Lookup {
+        // Known to be disconnected: do not even queue a command.
+        if !self.client.is_connected() {
+            return Lookup::Bypass;
+        }
         if self.stale.load(Ordering::Acquire) && self.invalidate().await.is_err() {
             return Lookup::Bypass;
         }

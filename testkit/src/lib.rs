@@ -9,17 +9,27 @@
 //! Servers are held as values: dropping one stops it at once and deletes its files. Keep them in
 //! locals (or fields of a local), never in a `static`, which Rust never drops.
 //!
+//! Browser tests start a [`Chromedriver`] of their own and open sessions of headless Chromium
+//! through it with [`headless_chromium_capabilities`].
+//!
 //! # Layout
 //! - `postgres.rs`: [`PostgresServer`], initdb plus a `postgres` child process, found on the host.
 //! - `redis.rs`: [`RedisServer`], a `redis-server` child process without persistence.
 //! - `database.rs`: [`TestDatabase`], templates keyed by a hash of the migrations and the seed.
-//! - `process.rs`: free ports, readiness polling and stopping children, shared by both servers.
+//! - `chromedriver.rs`: [`Chromedriver`], the WebDriver server of Debian's Chromium, and the
+//!   capabilities of a headless session that makes no connections of its own.
+//! - `process.rs`: free ports, readiness polling, stopping children and killing process trees,
+//!   shared by the servers.
 
+mod chromedriver;
 mod database;
 mod postgres;
 mod process;
 mod redis;
 
+pub use chromedriver::{
+    CHROME_BIN_ENV, Chromedriver, chromium_binary, headless_chromium_capabilities,
+};
 pub use database::{Seed, TestDatabase, migrator, reset_sql, seed_sql};
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;

@@ -1,5 +1,7 @@
-//! Process plumbing shared by the servers: free ports, finding programs, logs, stopping children.
+//! Process plumbing shared by the servers: free ports, finding programs, logs, stopping children
+//! and whole process trees.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -184,6 +186,81 @@ pub(crate) fn stop_child(
     child.wait()
 }
 
+/// Kills `child` and every process descended from it, and reaps `child`.
+///
+/// For programs that start helpers of their own (chromedriver starts Chromium, which starts a
+/// dozen processes): killing only the child would leave the rest running, adopted by init. The
+/// tree is frozen first (SIGSTOP), so nothing can fork behind our back, then killed (SIGKILL).
+/// Descendants of a child that already exited were adopted by init and are out of reach.
+pub(crate) fn kill_tree(child: &mut Child) -> io::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    let root = pid_of(child);
+    // ESRCH everywhere below: the process exited meanwhile, which is what we want anyway.
+    let _ = kill(root, Signal::SIGSTOP);
+    let mut frozen = HashSet::new();
+    // Each round stops what the previous rounds missed; a few suffice, the cap guards a loop.
+    for _ in 0..100 {
+        let fresh: Vec<Pid> = descendants(root)
+            .into_iter()
+            .filter(|pid| !frozen.contains(pid))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            let _ = kill(pid, Signal::SIGSTOP);
+            frozen.insert(pid);
+        }
+    }
+    for pid in frozen {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    child.kill()?;
+    child.wait()
+}
+
+/// The processes descended from `root` (children, grandchildren, ...), read from `/proc`.
+pub(crate) fn descendants(root: Pid) -> Vec<Pid> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+        else {
+            continue;
+        };
+        // A process may exit between the listing and the read: then it has no children either.
+        if let Some(ppid) = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| parent_in_stat(&stat))
+        {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root.as_raw()];
+    while let Some(parent) = queue.pop() {
+        for &pid in children.get(&parent).map_or(&[][..], Vec::as_slice) {
+            found.push(Pid::from_raw(pid));
+            queue.push(pid);
+        }
+    }
+    found
+}
+
+/// The parent pid in the text of `/proc/<pid>/stat`: `pid (comm) state ppid ...`, where `comm`
+/// may itself hold spaces and parentheses, so the fields are counted from the last `)`.
+fn parent_in_stat(stat: &str) -> Option<i32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -291,6 +368,57 @@ mod tests {
         std::fs::write(&plain, "").unwrap();
         assert!(!is_executable(&plain));
         assert!(!is_executable(dir.path()));
+    }
+
+    /// Whether `pid` is gone: no longer in `/proc`, or a zombie waiting for a parent to reap it.
+    fn is_gone(pid: Pid) -> bool {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rfind(')')
+                .and_then(|at| stat[at + 1..].split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
+            Err(_) => true,
+        }
+    }
+
+    #[test]
+    fn the_parent_pid_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        assert_eq!(parent_in_stat("42 (sh) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat("42 (a b) c) R 1 42"), Some(1));
+        assert_eq!(parent_in_stat("42 (sh"), None);
+        assert_eq!(parent_in_stat(""), None);
+    }
+
+    #[test]
+    fn killing_a_tree_takes_the_grandchildren_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        // Two grandchildren the shell waits for; they would outlive a plain kill of the shell.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 60 & sleep 60 & : > \"$1\"; wait", "sh"])
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() && Instant::now() < deadline {
+            thread::sleep(POLL_INTERVAL);
+        }
+        let grandchildren = descendants(pid_of(&child));
+        assert_eq!(grandchildren.len(), 2, "{grandchildren:?}");
+
+        let status = kill_tree(&mut child).unwrap();
+        assert!(!status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !grandchildren.iter().all(|&pid| is_gone(pid)) && Instant::now() < deadline {
+            thread::sleep(POLL_INTERVAL);
+        }
+        for pid in grandchildren {
+            assert!(is_gone(pid), "{pid} survived");
+        }
+        // Killing an already reaped tree again is harmless.
+        kill_tree(&mut child).unwrap();
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The servers and databases of testkit, started for real: what the API's fault tests rely on.
+//! The servers and databases of testkit, started for real: what the API's fault tests and the
+//! dashboard's browser test rely on.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -208,4 +209,141 @@ async fn a_private_server_builds_its_own_templates() {
         count(&database.url, "SELECT count(*) FROM services").await,
         4
     );
+}
+
+/// Serves `page` as HTML to every request on a free port of 127.0.0.1, from a thread that lives
+/// as long as the test process; returns the page's URL.
+fn serve_page(page: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port for the page");
+    let port = listener.local_addr().expect("the page's port").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // Read the request head; its content does not matter, every path gets the page.
+            let mut head = Vec::new();
+            let mut byte = [0_u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/")
+}
+
+/// Whether the process `pid` has exited (gone from /proc, or a zombie).
+fn has_exited(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// Waits up to 10 s for `pid` to exit.
+async fn wait_exited(pid: u64) -> bool {
+    for _ in 0..400 {
+        if has_exited(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// Opens a WebDriver session with the capabilities testkit gives; returns its id and the pid of
+/// the browser it started.
+async fn new_session(http: &reqwest::Client, driver: &testkit::Chromedriver) -> (String, u64) {
+    let capabilities = driver
+        .headless_chromium()
+        .expect("capabilities for headless Chromium");
+    let response: serde_json::Value = http
+        .post(format!("{}/session", driver.url()))
+        .json(&serde_json::json!({ "capabilities": { "alwaysMatch": capabilities } }))
+        .send()
+        .await
+        .expect("asking chromedriver for a session")
+        .json()
+        .await
+        .expect("chromedriver's answer as JSON");
+    let value = &response["value"];
+    let id = value["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {response}"))
+        .to_owned();
+    let pid = value["capabilities"]["goog:processID"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no browser pid: {response}"));
+    (id, pid)
+}
+
+#[tokio::test]
+async fn chromedriver_drives_headless_chromium_and_takes_it_down_on_drop() {
+    let page = serve_page(
+        "<!doctype html><title>testkit page</title><p id=x>hello</p>\
+         <script>console.error('a console error for the log')</script>",
+    );
+    let driver = testkit::Chromedriver::start().unwrap();
+    assert_eq!(driver.url(), format!("http://127.0.0.1:{}", driver.port()));
+    let http = reqwest::Client::new();
+
+    let (session, browser) = new_session(&http, &driver).await;
+    let base = format!("{}/session/{session}", driver.url());
+    let navigated = http
+        .post(format!("{base}/url"))
+        .json(&serde_json::json!({ "url": page }))
+        .send()
+        .await
+        .unwrap();
+    assert!(navigated.status().is_success(), "{navigated:?}");
+    let title: serde_json::Value = http
+        .get(format!("{base}/title"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(title["value"], "testkit page");
+
+    // The console is readable through chromedriver's log endpoint, thanks to goog:loggingPrefs.
+    let log: serde_json::Value = http
+        .post(format!("{base}/se/log"))
+        .json(&serde_json::json!({ "type": "browser" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = log["value"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|entry| entry["level"] == "SEVERE"
+            && entry["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("a console error for the log"))),
+        "{log}"
+    );
+
+    let closed = http.delete(&base).send().await.unwrap();
+    assert!(closed.status().is_success(), "{closed:?}");
+    assert!(
+        wait_exited(browser).await,
+        "closing the session ends the browser"
+    );
+
+    // A session left open (a test that panicked) goes with the driver.
+    let (_, browser) = new_session(&http, &driver).await;
+    assert!(!has_exited(browser));
+    let port = driver.port();
+    drop(driver);
+    assert!(
+        wait_exited(browser).await,
+        "dropping the driver ends the browser"
+    );
+    assert!(is_closed(port), "dropping the driver stops it");
 }

@@ -1,7 +1,34 @@
-//! The dashboard web server. Its content arrives with the dashboard issue; until then it only
-//! says so, instead of pretending to serve anything.
+//! `web`: reads its configuration, serves the dashboard until SIGTERM or Ctrl-C, then drains.
 
-fn main() {
-    eprintln!("web: the dashboard is not built yet; see the project's open issues");
-    std::process::exit(1);
+use std::process::ExitCode;
+
+use web::{
+    app::{Server, shutdown_signal},
+    config::Config,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("web: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let _logs = telemetry::init(config.log_json);
+    let server = match Server::build(config).await {
+        Ok(server) => server,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

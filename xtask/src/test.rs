@@ -121,6 +121,11 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
              using `cargo test`"
         ),
     }
+    // The dashboard's browser test runs the real `api` binary next to `web`'s; a run limited
+    // to `-p web` would not build it (nor rebuild a stale one), so build it first.
+    steps.push(in_root(
+        Cmd::cargo().args(["build", "--quiet", "-p", "api", "--bin", "api"]),
+    ));
     let mut tests = in_root(Cmd::cargo().args(runner_args(runner, user)));
     if runner == Runner::Nextest
         && let Some(profile) = nextest_profile(

@@ -1,0 +1,40 @@
+//! The dashboard's routes, one module per group, each exporting `router()`.
+
+use axum::{Router, extract::FromRequestParts, http::request::Parts, routing::get};
+
+use crate::{
+    app::AppState,
+    client::{ApiClient, REQUEST_ID},
+};
+
+pub mod cache;
+pub mod dashboard;
+pub mod deployments;
+pub mod probes;
+
+/// Every route, without middleware (see [`crate::app::router`]).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(dashboard::router())
+        .merge(deployments::router())
+        .merge(cache::router())
+        .merge(probes::router())
+        .route("/static/{file}", get(crate::assets::serve))
+}
+
+/// The API client for this request: it forwards the request's id, so the API's log lines of a
+/// page view carry the same id as the dashboard's.
+#[derive(Debug)]
+pub struct Api(pub ApiClient);
+
+impl FromRequestParts<AppState> for Api {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let id = parts.headers.get(REQUEST_ID).cloned();
+        Ok(Self(state.api.with_request_id(id)))
+    }
+}
