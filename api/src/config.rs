@@ -4,7 +4,10 @@
 //! `cargo xtask dev`, so `cargo run -p api` needs no variables at all. A value that is set but
 //! malformed is an error naming the variable, never silently replaced by the default.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
+
+use servicekit::config::Env;
+pub use servicekit::config::{ConfigError, Secret};
 
 /// Everything the API reads from its environment.
 #[derive(Debug, Clone)]
@@ -39,15 +42,6 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `json` for one JSON object per log line, anything else for human-readable lines (`LOG_FORMAT`).
     pub log_json: bool,
-}
-
-/// A configuration problem, named after the variable so the fix is obvious.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
 }
 
 impl Config {
@@ -86,12 +80,12 @@ impl Config {
         }
         Ok(Self {
             addr: env.parse("API_ADDR", "127.0.0.1:8080")?,
-            database_url: Secret(env.string(
+            database_url: Secret::new(env.string(
                 "DATABASE_URL",
                 "postgres://wander:wander@127.0.0.1:5432/wander",
             )),
-            redis_url: Secret(env.string("REDIS_URL", "redis://127.0.0.1:6379")),
-            api_token: (!api_token.is_empty()).then_some(Secret(api_token)),
+            redis_url: Secret::new(env.string("REDIS_URL", "redis://127.0.0.1:6379")),
+            api_token: (!api_token.is_empty()).then_some(Secret::new(api_token)),
             cors_origins,
             db_max_connections: env.bounded("DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
             db_acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000)?,
@@ -103,84 +97,6 @@ impl Config {
             max_body_bytes: env.bounded("MAX_BODY_BYTES", 16 * 1024, 256..=10 * 1024 * 1024)?,
             log_json: env.string("LOG_FORMAT", "").eq_ignore_ascii_case("json"),
         })
-    }
-}
-
-impl ConfigError {
-    fn new(name: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        Self {
-            name,
-            value: value.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// Typed accessors over a variable lookup.
-struct Env<'a, F>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn string(&self, name: &str, default: &str) -> String {
-        (self.0)(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    fn parse<T: FromStr>(&self, name: &'static str, default: &str) -> Result<T, ConfigError>
-    where
-        T::Err: fmt::Display,
-    {
-        let raw = self.string(name, default);
-        raw.trim()
-            .parse()
-            .map_err(|err: T::Err| ConfigError::new(name, &raw, err.to_string()))
-    }
-
-    fn bounded<T>(
-        &self,
-        name: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + fmt::Display + Copy,
-        T::Err: fmt::Display,
-    {
-        let value = self.parse(name, &default.to_string())?;
-        if range.contains(&value) {
-            Ok(value)
-        } else {
-            Err(ConfigError::new(
-                name,
-                &value.to_string(),
-                format!("must be between {} and {}", range.start(), range.end()),
-            ))
-        }
-    }
-
-    fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.bounded(name, default, 1..=600_000)
-            .map(Duration::from_millis)
-    }
-}
-
-/// A string that never appears in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a sensitive value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

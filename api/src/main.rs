@@ -2,10 +2,7 @@
 
 use std::process::ExitCode;
 
-use api::{
-    app::{Server, shutdown_signal},
-    config::Config,
-};
+use api::{app::Server, config::Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,7 +13,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _logs = telemetry::init(config.log_json);
+    let _logs = servicekit::telemetry::init(config.log_json);
     let server = match Server::build(config).await {
         Ok(server) => server,
         Err(err) => {
@@ -24,7 +21,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.run(shutdown_signal()).await {
+    match server.run(servicekit::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("server failed: {err}");

@@ -5,10 +5,11 @@
 //! naming the variable, never silently replaced by the default.
 
 use std::{
-    fmt,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
+
+pub use servicekit::config::{ConfigError, Secret};
 
 /// Everything the dashboard reads from its environment.
 #[derive(Debug, Clone)]
@@ -28,25 +29,6 @@ pub struct Config {
     /// `json` for one JSON object per log line, anything else for human-readable lines
     /// (`LOG_FORMAT`).
     pub log_json: bool,
-}
-
-/// A configuration problem, named after the variable so the fix is obvious.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
-}
-
-impl ConfigError {
-    fn new(name: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        Self {
-            name,
-            value: value.to_owned(),
-            reason: reason.into(),
-        }
-    }
 }
 
 impl Config {
@@ -92,7 +74,7 @@ impl Config {
         Ok(Self {
             addr,
             api_url,
-            api_token: (!token.is_empty()).then_some(Secret(token)),
+            api_token: (!token.is_empty()).then_some(Secret::new(token)),
             api_timeout,
             origins,
             log_json: get("LOG_FORMAT", "").eq_ignore_ascii_case("json"),
@@ -169,28 +151,6 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(origins)
-}
-
-/// A string that never appears in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a sensitive value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that needs it (the `Authorization` header).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[cfg(test)]

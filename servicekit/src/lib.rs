@@ -1,0 +1,13 @@
+//! What the Wander services (`api`, `web`) share as processes, so each fact has one place.
+//!
+//! # Layout
+//! - [`config`]: typed reading of environment variables, the error that names a bad one, and
+//!   [`config::Secret`] for values that must never be printed.
+//! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`.
+//! - [`shutdown`]: the SIGTERM / Ctrl-C future that starts a graceful shutdown.
+
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use shutdown::shutdown_signal;
