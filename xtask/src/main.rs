@@ -4,7 +4,8 @@
 //! each subcommand lives in its own file and exposes `run`.
 //!
 //! # Layout
-//! - `bench/`: `cargo xtask bench`, load benchmarks (`bench api`) writing to `target/bench/`.
+//! - `bench/`: `cargo xtask bench`, load benchmarks (`bench api`, `bench web`) writing to
+//!   `target/bench/`.
 //! - `cmd.rs`: the one helper that runs other programs.
 //! - `interrupt.rs`: Ctrl-C handling for commands that must clean up before exiting.
 //! - `setup.rs`: `cargo xtask setup`, installs the system packages (`scripts/setup.sh`).
@@ -243,6 +244,52 @@ mod tests {
         }
         let err = parse_bench_api(&["--duration=-1"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    fn parse_bench_web(args: &[&str]) -> Result<bench::web::Args, clap::Error> {
+        let cli = parse(&[&["bench", "web"], args].concat())?;
+        let Command::Bench(bench::Args {
+            target: bench::Target::Web(args),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        Ok(args)
+    }
+
+    #[test]
+    fn bench_web_defaults_to_ten_seconds_at_twenty_connections_from_two_threads() {
+        let args = parse_bench_web(&[]).unwrap();
+        assert_eq!((args.duration, args.connections, args.threads), (10, 20, 2));
+        assert_eq!(args.out, None);
+        let args = parse_bench_web(&[
+            "--duration",
+            "5",
+            "--connections=64",
+            "--threads=8",
+            "--out=/tmp/web.json",
+        ])
+        .unwrap();
+        assert_eq!((args.duration, args.connections, args.threads), (5, 64, 8));
+        assert_eq!(args.out, Some(PathBuf::from("/tmp/web.json")));
+        assert!(parse(&["-v", "bench", "web"]).unwrap().verbose);
+    }
+
+    #[test]
+    fn bench_web_rejects_what_bench_api_rejects() {
+        for (flag, value) in [
+            ("--duration", "0"),
+            ("--duration", "601"),
+            ("--connections", "0"),
+            ("--threads", "257"),
+            ("--duration", "ten"),
+        ] {
+            let err = parse_bench_web(&[flag, value]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{flag} {value}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let err = parse_bench_web(&["--script", "x.lua"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
     }
 
     #[test]

@@ -1,38 +1,19 @@
 //! `cargo xtask bench api`: the release API over ephemeral, seeded PostgreSQL and Redis, loaded
 //! by wrk scenario after scenario, with start-up time and memory read from `/proc`.
 
-use std::fmt::Write as _;
-use std::fs::File;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use serde::Serialize;
-use testkit::{PostgresServer, RedisServer, Seed, TestDatabase};
-use time::OffsetDateTime;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
+use testkit::{Seed, TestDatabase};
 
 use super::{
-    Load, Machine, ScenarioFigures, Session, free_port, http_get, kib_to_mib, peak_rss_kib,
-    render_table, require_program, reset_peak_rss, round, rss_kib, target_dir, write_json,
+    IDLE_SETTLE, Launch, Load, Machine, ScenarioFigures, Service, Session, Settings, Startup,
+    build_release, free_port, generated_at, http_get, kib_to_mib, peak_rss_kib, random_token,
+    render_table, require_program, reset_peak_rss, round, rss_kib, start_backing, target_dir,
+    write_json,
 };
-use crate::cmd::Cmd;
-use crate::test::provision;
-
-/// How often the start-up probe asks `/livez`: fine enough to time a start of a few tens of
-/// milliseconds, coarse enough not to steal the CPU the API starts on.
-const READY_POLL: Duration = Duration::from_millis(2);
-
-/// How long the API may take to answer `/livez` before the benchmark gives up.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long the API is left alone after it is ready before its idle RSS is read, so that the
-/// figure is the resting process, not one still finishing its first connections.
-const IDLE_SETTLE: Duration = Duration::from_millis(250);
 
 /// How long the warm-up pass before a scenario lasts, over one connection: long enough to fill
 /// every cache entry (and the connection pool) so that the measured pass sees the steady state,
@@ -44,13 +25,6 @@ const SCRIPT_DIR: &str = "xtask/bench";
 
 /// The variable through which the write scenario's script gets the API token.
 const TOKEN_ENV: &str = "WANDER_BENCH_TOKEN";
-
-/// RFC 3339 in UTC to the second, like the API's own timestamps: `2025-01-31T09:30:00Z`.
-const GENERATED_AT: &[BorrowedFormatItem<'_>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-
-/// How many log lines an error about a failed API start shows.
-const LOG_LINES: usize = 20;
 
 /// The targets the figures are compared against in the printout (never enforced).
 const TARGET_CACHED_P99_MS: f64 = 5.0;
@@ -187,26 +161,8 @@ struct Report {
     peak_rss_mb: f64,
 }
 
-/// How hard each scenario loaded the API.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Settings {
-    duration_s: u32,
-    connections: u32,
-    threads: u32,
-}
-
-/// The API's start, with migrations already applied (the database is cloned from a migrated
-/// template): what a restarted pod costs.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Startup {
-    /// From spawning the process to its first `200` on `GET /livez`.
-    ready_ms: f64,
-    /// Resident memory once started and idle, in MiB.
-    idle_rss_mb: f64,
-}
-
 pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
-    let settings = settings(args)?;
+    let settings = Settings::checked(args.duration, args.connections, args.threads)?;
     let ctx = session.ctx;
     let wrk = require_program("wrk")?;
     let scripts = ctx.root().join(SCRIPT_DIR);
@@ -224,26 +180,12 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     std::fs::create_dir_all(&bench_dir)
         .with_context(|| format!("creating {}", bench_dir.display()))?;
 
-    eprintln!("[xtask] building the API in release mode");
-    Cmd::cargo()
-        .args(["build", "--release", "--package", "api"])
-        .current_dir(ctx.root())
-        .run(ctx)?;
+    build_release(session, &["api"])?;
     let binary = target_dir(ctx).join("release/api");
-    session.check_interrupt()?;
 
     // Declared before the API processes, so they outlive them: locals drop in reverse order,
     // and every early return below (error or Ctrl-C) stops the APIs first, then the servers.
-    let postgres = provision(
-        "PostgreSQL",
-        PostgresServer::start,
-        PostgresServer::admin_url,
-    );
-    session.check_interrupt()?;
-    let postgres = postgres?;
-    let redis = provision("Redis", RedisServer::start, RedisServer::url);
-    session.check_interrupt()?;
-    let redis = redis?;
+    let (postgres, redis) = start_backing(session)?;
 
     let token = random_token()?;
     let loads = Loads {
@@ -269,16 +211,22 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
                 "api-uncached.log",
             ),
         };
-        let mut api = ApiProcess::start(
+        let mut api = Service::start(
             session,
-            &binary,
-            &bench_dir.join(log_name),
-            &[
-                ("DATABASE_URL", database.url.as_str()),
-                ("REDIS_URL", redis_url.as_str()),
-                ("API_TOKEN", token.as_str()),
-                ("LOG_FORMAT", "json"),
-            ],
+            &Launch {
+                label: "API",
+                binary: &binary,
+                log: &bench_dir.join(log_name),
+                port: free_port()?,
+                addr_var: "API_ADDR",
+                probe: "/livez",
+                env: &[
+                    ("DATABASE_URL", database.url.as_str()),
+                    ("REDIS_URL", redis_url.as_str()),
+                    ("API_TOKEN", token.as_str()),
+                    ("LOG_FORMAT", "json"),
+                ],
+            },
         )?;
         thread::sleep(IDLE_SETTLE);
         let idle_rss_mb = kib_to_mib(rss_kib(api.pid())?);
@@ -307,9 +255,7 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
 
     let startup = startup.context("the cached API never started")?;
     let report = Report {
-        generated_at: OffsetDateTime::now_utc()
-            .format(GENERATED_AT)
-            .context("formatting the time")?,
+        generated_at: generated_at()?,
         machine: Machine::detect(),
         settings,
         startup,
@@ -343,23 +289,6 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     write_json(&out, &report)?;
     println!("\nfigures written to {}", out.display());
     Ok(())
-}
-
-/// The settings, checked against each other (clap checks each alone).
-fn settings(args: &Args) -> anyhow::Result<Settings> {
-    if args.threads > args.connections {
-        bail!(
-            "--threads {} is more than --connections {}: wrk needs a connection per thread; \
-             lower --threads or raise --connections",
-            args.threads,
-            args.connections
-        );
-    }
-    Ok(Settings {
-        duration_s: args.duration,
-        connections: args.connections,
-        threads: args.threads,
-    })
 }
 
 /// What every scenario's wrk runs share.
@@ -399,7 +328,7 @@ impl Loads<'_> {
 /// figures and whether they can be trusted; an error only when the scenario could not run.
 fn run_scenario(
     session: &mut Session<'_>,
-    api: &mut ApiProcess,
+    api: &mut Service,
     scenario: &Scenario,
     loads: &Loads<'_>,
 ) -> anyhow::Result<(ScenarioFigures, Result<(), String>)> {
@@ -483,142 +412,11 @@ fn target_lines(report: &Report) -> Vec<String> {
     lines
 }
 
-/// A running API; killed (and reaped) when dropped, whatever made the benchmark stop.
-#[derive(Debug)]
-struct ApiProcess {
-    child: Child,
-    port: u16,
-    /// Where its stdout and stderr go.
-    log: PathBuf,
-    /// From spawn to the first `200` on `/livez`.
-    ready_ms: f64,
-}
-
-impl ApiProcess {
-    /// Starts the API binary with only `env` (plus its address) as environment, so that a
-    /// developer's RUST_LOG or pool settings cannot skew the figures, and waits until it serves.
-    fn start(
-        session: &mut Session<'_>,
-        binary: &Path,
-        log: &Path,
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let stderr = file
-            .try_clone()
-            .with_context(|| format!("opening {}", log.display()))?;
-        let mut cmd = Cmd::new(binary)
-            .env_clear()
-            .env("API_ADDR", format!("127.0.0.1:{port}"));
-        for (key, value) in env {
-            cmd = cmd.env(key, value);
-        }
-        let started = Instant::now();
-        let child = cmd.spawn(session.ctx, file, stderr)?;
-        let mut api = Self {
-            child,
-            port,
-            log: log.to_owned(),
-            ready_ms: 0.0,
-        };
-        loop {
-            if let Ok(head) = http_get(port, "/livez")
-                && head.status == 200
-            {
-                api.ready_ms = started.elapsed().as_secs_f64() * 1_000.0;
-                return Ok(api);
-            }
-            session.check_interrupt()?;
-            if let Some(status) = api.exited()? {
-                bail!(
-                    "the API exited ({status}) before answering GET /livez; the end of {}:\n{}",
-                    log.display(),
-                    log_tail(log, LOG_LINES)
-                );
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "the API did not answer GET /livez on port {port} within {}s; the end of \
-                     {}:\n{}",
-                    READY_TIMEOUT.as_secs(),
-                    log.display(),
-                    log_tail(log, LOG_LINES)
-                );
-            }
-            thread::sleep(READY_POLL);
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// How the API ended, if it did.
-    fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
-        self.child.try_wait().context("checking on the API process")
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        // Already gone (Ctrl-C reaches it too) is fine; either way it is reaped here.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A bearer token nobody can guess, for the API instances of this run only.
-fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0_u8; 16];
-    File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .context("reading /dev/urandom for the API token")?;
-    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    }))
-}
-
-/// The last `lines` lines of the log at `path`, for an error message.
-fn log_tail(path: &Path, lines: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            match &all[all.len().saturating_sub(lines)..] {
-                [] => "(the log is empty)".to_owned(),
-                tail => tail.join("\n"),
-            }
-        }
-        Err(err) => format!("(could not read {}: {err})", path.display()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use super::*;
-
-    fn args(duration: u32, connections: u32, threads: u32) -> Args {
-        Args {
-            duration,
-            connections,
-            threads,
-            out: None,
-        }
-    }
-
-    #[test]
-    fn threads_may_not_outnumber_connections() {
-        assert!(settings(&args(10, 50, 2)).is_ok());
-        assert!(settings(&args(10, 2, 2)).is_ok());
-        let err = settings(&args(10, 1, 2)).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("--threads 2 is more than --connections 1")
-        );
-    }
 
     #[test]
     fn every_scenario_is_named_once_and_its_script_is_in_the_repository() {
@@ -788,30 +586,5 @@ mod tests {
                 "requests_per_sec"
             ]
         );
-    }
-
-    #[test]
-    fn the_generation_time_is_rfc_3339_utc_to_the_second() {
-        let at = time::macros::datetime!(2025-01-31 09:30:05.123456 UTC);
-        assert_eq!(at.format(GENERATED_AT).unwrap(), "2025-01-31T09:30:05Z");
-    }
-
-    #[test]
-    fn tokens_are_random_hex() {
-        let first = random_token().unwrap();
-        assert_eq!(first.len(), 32);
-        assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(first, random_token().unwrap());
-    }
-
-    #[test]
-    fn a_log_tail_shows_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("api.log");
-        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        assert_eq!(log_tail(&path, 2), "two\nthree");
-        std::fs::write(&path, "").unwrap();
-        assert_eq!(log_tail(&path, 2), "(the log is empty)");
-        assert!(log_tail(&dir.path().join("missing"), 2).starts_with("(could not read"));
     }
 }

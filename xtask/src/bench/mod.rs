@@ -1,29 +1,38 @@
 //! `cargo xtask bench`: load benchmarks that write their figures to `target/bench/`.
 //!
-//! The group holds what every benchmark needs: running wrk and judging its report, reading a
-//! process's memory from `/proc`, a bare HTTP probe, the machine description and the table. Each
-//! benchmark (`api.rs`, later `web` and `dev`) decides what to start and what to load.
+//! The group holds what every benchmark needs: the release build, throwaway PostgreSQL and
+//! Redis, starting a service and timing its start, running wrk and judging its report, reading a
+//! process's memory from `/proc`, bare HTTP requests, the machine description and the table. Each
+//! benchmark (`api.rs`, `web.rs`, later `dev`) decides what to start and what to load.
 //! Figures are measured and reported, never asserted: a slow machine must not fail a build.
 
 pub(crate) mod api;
+pub(crate) mod web;
 mod wrk;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Duration;
+use std::process::{Child, ExitCode, ExitStatus};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde::Serialize;
+use testkit::{PostgresServer, RedisServer};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use tokio::runtime::Runtime;
 
 use crate::Context;
 use crate::cmd::Cmd;
 use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
+use crate::test::provision;
 
 use self::wrk::WrkReport;
 
@@ -45,6 +54,15 @@ pub(crate) enum Target {
     /// writes the figures as JSON. Fails when wrk sees error answers or socket errors, since
     /// those figures would describe a broken API.
     Api(api::Args),
+    /// Load the dashboard (release build) in front of the release API, over ephemeral, seeded
+    /// PostgreSQL and Redis, with wrk; and weigh the dashboard page.
+    ///
+    /// Four scenarios (the dashboard with the API warm, the dashboard filtered, a deployment's
+    /// page, /healthz) each report requests/s, p50/p99/max latency and the dashboard's peak
+    /// RSS; its start-up time and idle RSS are measured too, and the page's weight (HTML plus
+    /// every resource it loads) and its requests to other origins. Prints a table and writes
+    /// the figures as JSON. Fails when wrk sees error answers or socket errors.
+    Web(web::Args),
 }
 
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
@@ -57,6 +75,7 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let result = match &args.target {
         Target::Api(args) => api::run(&mut session, args),
+        Target::Web(args) => web::run(&mut session, args),
     };
     // Whatever failed after Ctrl-C failed because of it (the servers got it too); everything
     // the benchmark started has been dropped, so stopped, by now.
@@ -175,6 +194,233 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// How often a start-up probe asks the service: fine enough to time a start of a few tens of
+/// milliseconds, coarse enough not to steal the CPU the service starts on.
+const READY_POLL: Duration = Duration::from_millis(2);
+
+/// How long a service may take to answer its probe before the benchmark gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a service is left alone after it is ready before its idle RSS is read, so that the
+/// figure is the resting process, not one still finishing its first connections.
+const IDLE_SETTLE: Duration = Duration::from_millis(250);
+
+/// RFC 3339 in UTC to the second, like the API's own timestamps: `2025-01-31T09:30:00Z`.
+const GENERATED_AT: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// How many log lines an error about a failed start shows.
+const LOG_LINES: usize = 20;
+
+/// How hard each scenario loaded the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Settings {
+    duration_s: u32,
+    connections: u32,
+    threads: u32,
+}
+
+impl Settings {
+    /// The settings, checked against each other (clap checks each alone).
+    fn checked(duration_s: u32, connections: u32, threads: u32) -> anyhow::Result<Self> {
+        if threads > connections {
+            bail!(
+                "--threads {threads} is more than --connections {connections}: wrk needs a \
+                 connection per thread; lower --threads or raise --connections"
+            );
+        }
+        Ok(Self {
+            duration_s,
+            connections,
+            threads,
+        })
+    }
+}
+
+/// The measured service's start (for the API, with migrations already applied: the database is
+/// cloned from a migrated template), i.e. what a restarted pod costs.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Startup {
+    /// From spawning the process to its first `200` on its probe.
+    ready_ms: f64,
+    /// Resident memory once started and idle, in MiB.
+    idle_rss_mb: f64,
+}
+
+/// Now, as the JSON's `generated_at`.
+fn generated_at() -> anyhow::Result<String> {
+    OffsetDateTime::now_utc()
+        .format(GENERATED_AT)
+        .context("formatting the time")
+}
+
+/// `cargo build --release` of `packages`; their binaries land in `<target>/release/`.
+fn build_release(session: &Session<'_>, packages: &[&str]) -> anyhow::Result<()> {
+    let ctx = session.ctx;
+    eprintln!(
+        "[xtask] building {} in release mode",
+        packages.join(" and ")
+    );
+    let mut cmd = Cmd::cargo().args(["build", "--release"]);
+    for package in packages {
+        cmd = cmd.args(["--package", package]);
+    }
+    cmd.current_dir(ctx.root()).run(ctx)?;
+    session.check_interrupt()
+}
+
+/// Throwaway PostgreSQL and Redis servers, stopped when dropped. Bind them before the service
+/// processes so that they outlive those (locals drop in reverse order).
+fn start_backing(session: &Session<'_>) -> anyhow::Result<(PostgresServer, RedisServer)> {
+    let postgres = provision(
+        "PostgreSQL",
+        PostgresServer::start,
+        PostgresServer::admin_url,
+    );
+    session.check_interrupt()?;
+    let postgres = postgres?;
+    let redis = provision("Redis", RedisServer::start, RedisServer::url);
+    session.check_interrupt()?;
+    Ok((postgres, redis?))
+}
+
+/// How to start one service of the stack.
+#[derive(Debug, Clone, Copy)]
+struct Launch<'a> {
+    /// What the messages call it: "API", "dashboard".
+    label: &'static str,
+    binary: &'a Path,
+    /// Where its stdout and stderr go.
+    log: &'a Path,
+    /// The port it listens on, on 127.0.0.1.
+    port: u16,
+    /// The variable that tells it where to listen (`API_ADDR`, `WEB_ADDR`).
+    addr_var: &'static str,
+    /// The path that answers `200` once it serves (`/livez`, `/healthz`).
+    probe: &'static str,
+    /// Its whole environment besides the address.
+    env: &'a [(&'a str, &'a str)],
+}
+
+/// A running service; killed (and reaped) when dropped, whatever made the benchmark stop.
+#[derive(Debug)]
+struct Service {
+    label: &'static str,
+    child: Child,
+    port: u16,
+    /// Where its stdout and stderr go.
+    log: PathBuf,
+    /// From spawn to the first `200` on its probe.
+    ready_ms: f64,
+}
+
+impl Service {
+    /// Starts the binary with only the launch's environment (plus its address), so that a
+    /// developer's RUST_LOG or pool settings cannot skew the figures, and waits until it serves.
+    fn start(session: &mut Session<'_>, launch: &Launch<'_>) -> anyhow::Result<Self> {
+        let Launch {
+            label,
+            binary,
+            log,
+            port,
+            addr_var,
+            probe,
+            env,
+        } = *launch;
+        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let stderr = file
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut cmd = Cmd::new(binary)
+            .env_clear()
+            .env(addr_var, format!("127.0.0.1:{port}"));
+        for (key, value) in env {
+            cmd = cmd.env(key, value);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn(session.ctx, file, stderr)?;
+        let mut service = Self {
+            label,
+            child,
+            port,
+            log: log.to_owned(),
+            ready_ms: 0.0,
+        };
+        loop {
+            if let Ok(head) = http_get(port, probe)
+                && head.status == 200
+            {
+                service.ready_ms = started.elapsed().as_secs_f64() * 1_000.0;
+                return Ok(service);
+            }
+            session.check_interrupt()?;
+            if let Some(status) = service.exited()? {
+                bail!(
+                    "the {label} exited ({status}) before answering GET {probe}; the end of \
+                     {}:\n{}",
+                    log.display(),
+                    log_tail(log, LOG_LINES)
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the {label} did not answer GET {probe} on port {port} within {}s; the end \
+                     of {}:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    log.display(),
+                    log_tail(log, LOG_LINES)
+                );
+            }
+            thread::sleep(READY_POLL);
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How the service ended, if it did.
+    fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .with_context(|| format!("checking on the {} process", self.label))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Already gone (Ctrl-C reaches it too) is fine; either way it is reaped here.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bearer token nobody can guess, for the API instances of this run only.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the API token")?;
+    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// The last `lines` lines of the log at `path`, for an error message.
+fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            match &all[all.len().saturating_sub(lines)..] {
+                [] => "(the log is empty)".to_owned(),
+                tail => tail.join("\n"),
+            }
+        }
+        Err(err) => format!("(could not read {}: {err})", path.display()),
+    }
+}
+
 /// The status and headers of an HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ResponseHead {
@@ -234,6 +480,73 @@ fn parse_response_head(received: &[u8]) -> Option<ResponseHead> {
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
         .collect();
     Some(ResponseHead { status, headers })
+}
+
+/// A whole HTTP response, as fetched by [`http_fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fetched {
+    head: ResponseHead,
+    /// The bytes of the status line and headers on the wire, blank line included.
+    head_bytes: usize,
+    /// The body, de-chunked when it came chunked.
+    body: Vec<u8>,
+}
+
+/// `GET path` over a new connection, reading the whole response (the server closes the
+/// connection after it). Like [`http_get`], plain std: a handful of requests needs no client.
+fn http_fetch(port: u16, path: &str) -> anyhow::Result<Fetched> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let fetch = || -> io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received)?;
+        Ok(received)
+    };
+    let received = fetch().with_context(|| format!("GET {path} on port {port}"))?;
+    parse_response(&received)
+        .with_context(|| format!("GET {path} on port {port}: the response is not valid HTTP"))
+}
+
+/// A complete response read off a closed connection.
+fn parse_response(received: &[u8]) -> Option<Fetched> {
+    let head = parse_response_head(received)?;
+    let head_bytes = received.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let raw_body = &received[head_bytes..];
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(raw_body)?
+    } else {
+        raw_body.to_vec()
+    };
+    Some(Fetched {
+        head,
+        head_bytes,
+        body,
+    })
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body (sizes in hex, extensions ignored).
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_line = std::str::from_utf8(&raw[..line_end]).ok()?;
+        let size_hex = size_line.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_hex, 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
 }
 
 /// Resets the peak resident set size the kernel keeps for `pid` (VmHWM) to its current size,
@@ -446,6 +759,20 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_response_is_read_plain_or_chunked() {
+        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        let fetched = parse_response(plain).unwrap();
+        assert_eq!(fetched.head.status, 200);
+        assert_eq!(fetched.head_bytes, plain.len() - 5);
+        assert_eq!(fetched.body, b"hello");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked).unwrap().body, b"hello, world");
+        let truncated = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
+        assert_eq!(parse_response(truncated), None);
+    }
+
+    #[test]
     fn memory_fields_are_read_from_proc_status() {
         let status = "Name:\tapi\nVmPeak:\t  712340 kB\nVmHWM:\t   23456 kB\nVmRSS:\t   20480 kB\n\
                       Threads:\t4\n";
@@ -501,6 +828,43 @@ health         980.0   0.500   4.250  31.000      9800       0         21.3
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(written["cpus"].as_u64().unwrap() >= 1);
         assert!(!written["kernel"].as_str().unwrap().is_empty());
+    }
+
+    #[test]
+    fn threads_may_not_outnumber_connections() {
+        assert!(Settings::checked(10, 50, 2).is_ok());
+        assert!(Settings::checked(10, 2, 2).is_ok());
+        let err = Settings::checked(10, 1, 2).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--threads 2 is more than --connections 1")
+        );
+    }
+
+    #[test]
+    fn the_generation_time_is_rfc_3339_utc_to_the_second() {
+        let at = time::macros::datetime!(2025-01-31 09:30:05.123456 UTC);
+        assert_eq!(at.format(GENERATED_AT).unwrap(), "2025-01-31T09:30:05Z");
+        assert_eq!(generated_at().unwrap().len(), "2025-01-31T09:30:05Z".len());
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let first = random_token().unwrap();
+        assert_eq!(first.len(), 32);
+        assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(first, random_token().unwrap());
+    }
+
+    #[test]
+    fn a_log_tail_shows_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(log_tail(&path, 2), "two\nthree");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(log_tail(&path, 2), "(the log is empty)");
+        assert!(log_tail(&dir.path().join("missing"), 2).starts_with("(could not read"));
     }
 
     #[test]
