@@ -304,7 +304,7 @@ pub enum CheckStatus {
 }
 
 /// The result of checking one dependency.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Check {
     pub status: CheckStatus,
     /// Round-trip time of the probe; `null` when it failed.
@@ -312,14 +312,14 @@ pub struct Check {
 }
 
 /// The dependencies checked by `/health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Checks {
     pub database: Check,
     pub redis: Check,
 }
 
 /// `GET /health`: readiness of the API and its dependencies.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: OverallStatus,
     pub checks: Checks,

@@ -4,7 +4,7 @@
 //! page can show, what went wrong; the technical details (connection errors, bodies that do not
 //! parse) are logged here, with the request id that is also forwarded to the API.
 
-use std::{error::Error as _, time::Duration};
+use std::{error::Error as _, sync::Arc, time::Duration};
 
 use contract::{
     CacheCleared, Deployment, DeploymentPage, Environment, EnvironmentList, Health, ListParams,
@@ -17,7 +17,10 @@ use reqwest::{
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret};
+use crate::{
+    config::{Config, Secret},
+    memo::Memo,
+};
 
 /// The header carrying a request's id, shared with the API so one id follows a page view
 /// through both services' logs.
@@ -34,6 +37,22 @@ pub struct ApiClient {
     token: Option<Secret>,
     /// The id of the page request this client works for, forwarded as `X-Request-Id`.
     request_id: Option<HeaderValue>,
+    /// Recent answers shared by every request's copy of the client.
+    memos: Arc<Memos>,
+}
+
+/// How long a health report is reused: the panel refreshes every 10 s anyway, and a page whose
+/// other calls fail asks again at once (see [`ApiClient::forget_health`]).
+const HEALTH_TTL: Duration = Duration::from_secs(1);
+/// How long the service and environment lists are reused: the API has no way to change them.
+const CATALOG_TTL: Duration = Duration::from_secs(30);
+
+/// The answers worth remembering between page views.
+#[derive(Debug)]
+struct Memos {
+    health: Memo<HealthReport>,
+    services: Memo<Vec<Service>>,
+    environments: Memo<Vec<Environment>>,
 }
 
 /// Why an API call gave no usable answer.
@@ -137,7 +156,7 @@ pub struct Cached<T> {
 }
 
 /// `/health` as the dashboard sees it: the API's report plus how long the API took to answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HealthReport {
     pub health: Health,
     pub latency: Duration,
@@ -159,6 +178,11 @@ impl ApiClient {
             base: config.api_url.clone(),
             token: config.api_token.clone(),
             request_id: None,
+            memos: Arc::new(Memos {
+                health: Memo::new(HEALTH_TTL),
+                services: Memo::new(CATALOG_TTL),
+                environments: Memo::new(CATALOG_TTL),
+            }),
         })
     }
 
@@ -174,16 +198,25 @@ impl ApiClient {
     /// `GET /health`. A 503 still carries the report (the database is down), so it counts as an
     /// answer; the latency is the whole round trip seen from here.
     pub async fn health(&self) -> Result<HealthReport, ApiError> {
-        let started = Instant::now();
-        let response = self.send(self.request(Method::GET, "/health")).await?;
-        let latency = started.elapsed();
-        let response = if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            response
-        } else {
-            self.check(response).await?
-        };
-        let health = self.decode(response, "/health").await?;
-        Ok(HealthReport { health, latency })
+        remembered(&self.memos.health, async {
+            let started = Instant::now();
+            let response = self.send(self.request(Method::GET, "/health")).await?;
+            let latency = started.elapsed();
+            let response = if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                response
+            } else {
+                self.check(response).await?
+            };
+            let health = self.decode(response, "/health").await?;
+            Ok(HealthReport { health, latency })
+        })
+        .await
+    }
+
+    /// Makes the next [`health`](Self::health) ask the API: for a page whose other calls found
+    /// the API gone, so its health panel cannot still say "up".
+    pub fn forget_health(&self) {
+        self.memos.health.forget();
     }
 
     /// `GET /api/stats`.
@@ -193,16 +226,22 @@ impl ApiClient {
 
     /// `GET /api/services`, by name.
     pub async fn services(&self) -> Result<Vec<Service>, ApiError> {
-        self.get_json::<ServiceList>("/api/services")
-            .await
-            .map(|cached| cached.value.services)
+        remembered(&self.memos.services, async {
+            self.get_json::<ServiceList>("/api/services")
+                .await
+                .map(|cached| cached.value.services)
+        })
+        .await
     }
 
     /// `GET /api/environments`, in promotion order.
     pub async fn environments(&self) -> Result<Vec<Environment>, ApiError> {
-        self.get_json::<EnvironmentList>("/api/environments")
-            .await
-            .map(|cached| cached.value.environments)
+        remembered(&self.memos.environments, async {
+            self.get_json::<EnvironmentList>("/api/environments")
+                .await
+                .map(|cached| cached.value.environments)
+        })
+        .await
     }
 
     /// `GET /api/deployments` with filters and paging; the answer's `X-Cache` comes along for
@@ -330,6 +369,22 @@ fn chain(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The remembered answer while it is fresh, else `fetch`'s, remembered when it succeeds.
+async fn remembered<T: Clone>(
+    memo: &Memo<T>,
+    fetch: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    if let Some(value) = memo.fresh() {
+        return Ok(value);
+    }
+    let result = fetch.await;
+    match &result {
+        Ok(value) => memo.remember(value),
+        Err(_) => memo.forget(),
+    }
+    result
 }
 
 #[cfg(test)]

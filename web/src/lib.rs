@@ -9,7 +9,8 @@
 //! - [`config`]: typed settings from the environment, with local defaults.
 //! - [`app`]: the middleware stack (request ids, logs, security headers, CSRF protection) and the
 //!   [`app::Server`] that binds and serves until a shutdown future resolves (tests bind port 0).
-//! - [`client`]: the one typed client of the API, with its deadline and its error type.
+//! - [`client`]: the one typed client of the API, with its deadline and its error type;
+//!   [`memo`] keeps the slowly changing answers (health for a second, the catalog for 30 s).
 //! - [`routes`]: one module per route group, each with `router()`: the dashboard and its
 //!   partials, deployments (detail page and form), the cache button, the probe.
 //! - [`views`]: the template structs, one per page and per dashboard component, and the view
@@ -25,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod form;
+pub mod memo;
 pub mod query;
 pub mod routes;
 pub mod views;

@@ -35,13 +35,19 @@ async fn dashboard(Api(api): Api, RawQuery(raw): RawQuery) -> Response {
 /// Fetches everything the dashboard shows at once and builds the page.
 pub async fn load(api: &ApiClient, mut query: DashboardQuery) -> DashboardPage {
     let params = query.list_params();
-    let (health, stats, services, environments, mut list) = tokio::join!(
+    let (mut health, stats, services, environments, mut list) = tokio::join!(
         api.health(),
         api.stats(),
         api.services(),
         api.environments(),
         api.deployments(&params),
     );
+    // A remembered health report must not say "up" next to parts that found the API gone.
+    let api_gone = |result: Result<(), &ApiError>| result.is_err_and(ApiError::is_unreachable);
+    if health.is_ok() && (api_gone(list.as_ref().map(drop)) || api_gone(stats.as_ref().map(drop))) {
+        api.forget_health();
+        health = api.health().await;
+    }
     // A well-formed name that names nothing: drop it with a notice and ask again.
     if list
         .as_ref()
