@@ -5,8 +5,8 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, StatusCode, header},
     middleware,
     response::Response,
 };
@@ -19,9 +19,7 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
 };
-use tracing::Level;
 
 use crate::{
     cache::Cache,
@@ -34,7 +32,7 @@ use crate::{
 /// advisory lock, so several replicas starting together apply them once.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../db/migrations");
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use servicekit::http::REQUEST_ID;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -158,25 +156,6 @@ fn is_unreachable(err: &sqlx::Error) -> bool {
 /// document for bare errors, a deadline and the body limit.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            let request_id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                request_id,
-            )
-        })
-        .on_response(
-            DefaultOnResponse::new()
-                .level(Level::INFO)
-                .latency_unit(tower_http::LatencyUnit::Micros),
-        );
     routes::router()
         .fallback(|| async { StatusCode::NOT_FOUND })
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
@@ -188,7 +167,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(cors(&config))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
+        .layer(servicekit::http::request_trace())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }

@@ -5,8 +5,10 @@
 //!   [`config::Secret`] for values that must never be printed.
 //! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C future that starts a graceful shutdown.
+//! - [`http`]: the request-id header and the request-logging layer.
 
 pub mod config;
+pub mod http;
 pub mod shutdown;
 pub mod telemetry;
 

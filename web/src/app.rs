@@ -6,7 +6,7 @@ use std::{future::Future, io, net::SocketAddr, time::Duration};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, Request},
+    extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
@@ -16,9 +16,7 @@ use tower_http::{
     csrf::{CsrfLayer, ProtectionError},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
 };
-use tracing::Level;
 
 use crate::{
     client::{ApiClient, REQUEST_ID},
@@ -122,25 +120,6 @@ pub fn router(
         tracing::warn!(reason = %err, "cross-site form submission refused");
         PageError::CrossSite.into_response()
     });
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            let request_id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                request_id,
-            )
-        })
-        .on_response(
-            DefaultOnResponse::new()
-                .level(Level::INFO)
-                .latency_unit(tower_http::LatencyUnit::Micros),
-        );
     Ok(routes::router()
         .fallback(|| async { PageError::NotFound })
         .method_not_allowed_fallback(|| async { PageError::MethodNotAllowed })
@@ -153,7 +132,7 @@ pub fn router(
         .layer(csrf)
         .layer(middleware::map_response(security_headers))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
+        .layer(servicekit::http::request_trace())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state))
 }

@@ -24,7 +24,7 @@ use crate::{
 
 /// The header carrying a request's id, shared with the API so one id follows a page view
 /// through both services' logs.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use servicekit::http::REQUEST_ID;
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
