@@ -17,6 +17,8 @@
 
 mod bench;
 mod cmd;
+mod docker;
+mod images;
 mod interrupt;
 mod setup;
 mod sqlx_prepare;
