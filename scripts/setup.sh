@@ -20,14 +20,29 @@
 #                    Debian only: Ubuntu's packages of these names install a snap, which needs
 #                    snapd and does not work in containers, so on Ubuntu the script only checks
 #                    for them and says what to do when they are missing.
+#   docker.io        the Docker engine (dockerd): the docker runtime and the xtask's image tests
+#                    talk to it; `cargo xtask test` starts dockerd itself when it is not running
+#                    and it is root. Skipped when an engine is already installed (docker-ce from
+#                    Docker's own repository, or Docker Desktop), which docker.io would conflict with.
+#   debootstrap      builds the Debian root filesystem of the stand-in PostgreSQL and Redis images
+#                    (xtask/src/images/standin.rs), used where no registry can be reached.
+#   debian-archive-keyring
+#                    the keys debootstrap checks Debian's archive with; on Debian it is installed
+#                    already, Ubuntu needs it to bootstrap a Debian tree.
+#   busybox-static   a statically linked shell and tools, for tiny test and debug images that need
+#                    a shell but no libraries.
 #   python3-pip      only when pip is missing: to install the Python package below.
 #   openapi-spec-validator (Python, from PyPI)
 #                    the API tests validate the generated OpenAPI document with it.
 #   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
 #                    test, which the per-test databases and fault tests rely on.
+#   the Rust target <arch>-unknown-linux-musl
+#                    (through rustup) static binaries of api and web for the small `FROM scratch`
+#                    images; for this machine's architecture, and only when rustup manages Rust.
 set -euo pipefail
 
-APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config)
+APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config debootstrap
+    debian-archive-keyring busybox-static)
 # The browser and its driver, installed from apt on Debian only (see above).
 BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGE=openapi-spec-validator
@@ -59,6 +74,8 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     printf 'setup: install these by hand, then run `cargo xtask test`:\n' >&2
     printf '  - PostgreSQL server 15 or newer (initdb and postgres; set PG_BIN_DIR if not on PATH)\n' >&2
     printf '  - redis-server, wrk, pkg-config, CA certificates\n' >&2
+    printf '  - a Docker engine, debootstrap (with Debian'"'"'s archive keyring) and a static busybox\n' >&2
+    printf '  - rustup target add %s-unknown-linux-musl\n' "$(uname -m)" >&2
     printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
     printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
@@ -112,6 +129,13 @@ case " $os_id $os_like " in
         ;;
     *) APT_PACKAGES+=("${BROWSER_PACKAGES[@]}") ;;
 esac
+
+# The Docker engine: any installed dockerd will do (docker-ce and docker.io conflict).
+if command -v dockerd >/dev/null; then
+    say "a Docker engine (dockerd) is already installed"
+else
+    APT_PACKAGES+=(docker.io)
+fi
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -189,6 +213,24 @@ else
     say "installing cargo-nextest from crates.io (takes a few minutes)"
     cargo install --locked cargo-nextest
     done_items+=(cargo-nextest)
+fi
+
+# --- The musl target for static binaries ----------------------------------------------------
+case "$(uname -m)" in
+    x86_64 | amd64) musl_target=x86_64-unknown-linux-musl ;;
+    aarch64 | arm64) musl_target=aarch64-unknown-linux-musl ;;
+    *) musl_target="" ;;
+esac
+if [[ -z $musl_target ]]; then
+    say "warning: no musl target known for $(uname -m): the images will be built with the portable Dockerfiles"
+elif ! command -v rustup >/dev/null; then
+    say "warning: rustup not found, so the Rust target $musl_target cannot be added: the images will be built with the portable Dockerfiles"
+elif rustup target list --installed 2>/dev/null | grep -qxF "$musl_target"; then
+    say "Rust target $musl_target is already installed"
+else
+    say "adding the Rust target $musl_target"
+    rustup target add "$musl_target"
+    done_items+=("$musl_target")
 fi
 
 if ((${#done_items[@]} > 0)); then

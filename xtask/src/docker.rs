@@ -1,13 +1,15 @@
 //! The connection to the Docker engine, shared by image builds and the docker runtime.
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use bollard::Docker;
 
 /// Connects to the local Docker engine (`DOCKER_HOST`, else the default socket), agrees on an API
 /// version both sides speak, and checks that the daemon answers, not just that a socket exists.
 pub(crate) async fn connect() -> anyhow::Result<Docker> {
-    let docker = Docker::connect_with_local_defaults()
-        .context("cannot reach the Docker engine; start it (`sudo systemctl start docker`, or start Docker Desktop) or set DOCKER_HOST")?;
+    let docker = match Docker::connect_with_local_defaults() {
+        Ok(docker) => docker,
+        Err(err) => bail!("{}", unreachable_message(&err)),
+    };
     let docker = match docker.negotiate_version().await {
         Ok(docker) => docker,
         Err(err) => bail!("{}", unreachable_message(&err)),

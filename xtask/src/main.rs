@@ -10,6 +10,7 @@
 //! - `interrupt.rs`: Ctrl-C handling for commands that must clean up before exiting.
 //! - `setup.rs`: `cargo xtask setup`, installs the system packages (`scripts/setup.sh`).
 //! - `sqlx_prepare.rs`: `cargo xtask sqlx-prepare`, the API's prepared query data (`api/.sqlx`).
+//! - `stack/`: `manifests/` read into the typed, checked service graph every runtime works from.
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error; `test` passes on its test runner's code, and
@@ -17,17 +18,41 @@
 
 mod bench;
 mod cmd;
+mod completions;
+mod db_shell;
+mod dev;
+mod digest;
 mod docker;
+mod doctor;
+mod down;
 mod images;
 mod interrupt;
+mod logs;
+mod port_forward;
+mod prereq;
+mod runtime;
+mod seed;
 mod setup;
+mod shell;
 mod sqlx_prepare;
+mod stack;
+mod state;
+mod status;
 mod test;
+mod token;
+mod ui;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+use crate::runtime::RuntimeKind;
+use crate::state::StateDir;
+use crate::ui::{Ui, Verbosity};
 
 /// Sets up, tests and runs the Wander stack on this machine.
 #[derive(Debug, Parser)]
@@ -38,9 +63,18 @@ use clap::{Parser, Subcommand};
     propagate_version = true
 )]
 struct Cli {
-    /// Print every external command before running it.
-    #[arg(short, long, global = true)]
+    /// Where the stack runs: a kind cluster, or containers on the Docker engine. Default: kind
+    /// when the `kind` program is installed, else docker.
+    #[arg(long, global = true, value_enum, env = "WANDER_RUNTIME")]
+    runtime: Option<RuntimeKind>,
+
+    /// Show every sub-step, build line and external command.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     verbose: bool,
+
+    /// Show only failures and the final result.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -48,6 +82,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Bring the whole stack up (or up to date) and open the dashboard.
+    ///
+    /// Checks prerequisites, builds the images that changed, starts PostgreSQL, Redis, the API
+    /// and the dashboard in dependency order, waits until each is ready, seeds the database and
+    /// prints the URLs. Running it again only redoes what changed.
+    Dev(dev::Args),
+    /// Stop the stack and remove its containers and network (`--volumes`: its data too).
+    Down(down::Args),
+    /// Show each service's state, health, image, ports and uptime.
+    Status(status::Args),
+    /// Show the logs of one service, or of all of them with a coloured prefix per service.
+    Logs(logs::Args),
+    /// Open a shell next to a service (in its network and process namespaces).
+    Shell(shell::Args),
+    /// Open psql on the stack's database, or run one statement with `-c`.
+    DbShell(db_shell::Args),
+    /// Load the seed data (idempotent); `--reset` empties the tables first.
+    Seed(seed::Args),
+    /// Forward a local port to a service that is not published on the host (e.g. postgres).
+    PortForward(port_forward::Args),
+    /// Check what the stack needs on this machine, and say how to fix what is missing.
+    Doctor(doctor::Args),
+    /// Print the API token that mutations (POST, DELETE) need.
+    Token,
+    /// Print a shell completion script.
+    ///
+    /// zsh: `cargo xtask completions zsh > ~/.zfunc/_cargo-xtask` (with `fpath+=~/.zfunc`);
+    /// bash: `cargo xtask completions bash > ~/.local/share/cargo-xtask.bash`, then source that
+    /// file from ~/.bashrc.
+    Completions(completions::Args),
     /// Run every test of the workspace against throwaway PostgreSQL and Redis servers.
     ///
     /// The servers are started first and always stopped afterwards, also on failure or Ctrl-C.
@@ -77,14 +141,32 @@ pub(crate) struct Context {
     root: PathBuf,
     /// Whether to echo external commands before running them.
     verbose: bool,
+    /// The progress output.
+    ui: Ui,
+    /// The runtime asked for on the command line, if any.
+    runtime: Option<RuntimeKind>,
 }
 
 impl Context {
-    fn new(verbose: bool) -> Self {
-        // xtask/ sits directly in the repository root.
+    fn new(verbosity: Verbosity, runtime: Option<RuntimeKind>) -> Self {
+        Self {
+            // xtask/ sits directly in the repository root.
+            root: Self::repository_root(),
+            verbose: verbosity == Verbosity::Verbose,
+            ui: Ui::new(verbosity),
+            runtime,
+        }
+    }
+
+    /// A context as tests need it: normal output, runtime chosen by detection.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self::new(Verbosity::Normal, None)
+    }
+
+    fn repository_root() -> PathBuf {
         let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf();
-        Self { root, verbose }
+        manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
     }
 
     /// The repository root.
@@ -96,20 +178,84 @@ impl Context {
     pub(crate) fn verbose(&self) -> bool {
         self.verbose
     }
+
+    pub(crate) fn ui(&self) -> &Ui {
+        &self.ui
+    }
+
+    /// The git-ignored state folder: `WANDER_STATE_DIR`, else `.wander/` in the repository.
+    pub(crate) fn state(&self) -> StateDir {
+        StateDir::new(
+            std::env::var_os("WANDER_STATE_DIR")
+                .map_or_else(|| self.root.join(".wander"), PathBuf::from),
+        )
+    }
+
+    /// The runtime to use: the one asked for, else kind when installed, else docker (saying so).
+    pub(crate) fn runtime(&self) -> RuntimeKind {
+        self.runtime.unwrap_or_else(|| {
+            let chosen = RuntimeKind::detect();
+            if chosen == RuntimeKind::Docker {
+                self.ui
+                    .note("kind is not installed: using the docker runtime (--runtime docker)");
+            }
+            chosen
+        })
+    }
+}
+
+/// Runs an async command on a fresh runtime. Ctrl-C abandons it at once (dropping its futures
+/// cancels requests and kills child processes) and exits 130 within the 2 s the user expects.
+fn run_async<F>(ctx: &Context, command: F) -> anyhow::Result<ExitCode>
+where
+    F: Future<Output = anyhow::Result<ExitCode>>,
+{
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = command => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    if let Some(result) = outcome {
+        return result;
+    }
+    ctx.ui()
+        .warn("interrupted; run the same command again to continue where it stopped");
+    Ok(ExitCode::from(interrupt::EXIT_INTERRUPTED))
 }
 
 fn main() -> ExitCode {
     // Usage errors print clap's message and exit with 2; `--help` and `--version` with 0.
     let cli = Cli::parse();
-    let ctx = Context::new(cli.verbose);
+    let verbosity = if cli.verbose {
+        Verbosity::Verbose
+    } else if cli.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
+    let ctx = Context::new(verbosity, cli.runtime);
     let result = match cli.command {
+        Command::Dev(args) => run_async(&ctx, dev::run(&ctx, args)),
+        Command::Down(args) => run_async(&ctx, down::run(&ctx, args)),
+        Command::Status(args) => run_async(&ctx, status::run(&ctx, args)),
+        Command::Logs(args) => run_async(&ctx, logs::run(&ctx, args)),
+        Command::Shell(args) => run_async(&ctx, shell::run(&ctx, args)),
+        Command::DbShell(args) => run_async(&ctx, db_shell::run(&ctx, args)),
+        Command::Seed(args) => run_async(&ctx, seed::run(&ctx, args)),
+        Command::PortForward(args) => run_async(&ctx, port_forward::run(&ctx, args)),
+        Command::Doctor(args) => run_async(&ctx, doctor::command(&ctx, args)),
+        Command::Token => token::run(&ctx),
+        Command::Completions(args) => completions::run(&mut Cli::command(), &args),
         Command::Test(args) => test::run(&ctx, &args),
         Command::Setup => setup::run(&ctx),
         Command::Bench(args) => bench::run(&ctx, &args),
         Command::SqlxPrepare(args) => sqlx_prepare::run(&ctx, &args),
     };
     result.unwrap_or_else(|err| {
-        eprintln!("error: {err:#}");
+        eprintln!("{} {err:#}", ctx.ui().paint_red("error:"));
         ExitCode::FAILURE
     })
 }
@@ -303,7 +449,7 @@ mod tests {
 
     #[test]
     fn the_repository_root_holds_the_workspace_manifest() {
-        let ctx = Context::new(false);
+        let ctx = Context::new(Verbosity::Normal, None);
         assert!(ctx.root().join("Cargo.toml").is_file());
         assert!(ctx.root().join("xtask").is_dir());
     }

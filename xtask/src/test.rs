@@ -1,9 +1,12 @@
-//! `cargo xtask test`: the one test command. Starts throwaway PostgreSQL and Redis, runs the
-//! workspace's tests against them, and stops them again whatever happens.
+//! `cargo xtask test`: the one test command. Makes sure a Docker engine runs, starts throwaway
+//! PostgreSQL and Redis, runs the workspace's tests against them, and stops them again whatever
+//! happens.
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitCode, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -15,6 +18,16 @@ use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
 
 /// How long the test runner may take to wind down after Ctrl-C before it is killed.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a dockerd started for the run may take to answer.
+const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a dockerd started for the run may take to stop after SIGTERM (it gives running
+/// containers 15 s) before it is killed.
+const ENGINE_STOP_GRACE: Duration = Duration::from_secs(25);
+
+/// The log of a dockerd started for the run, relative to the repository root.
+const ENGINE_LOG: &str = "target/dockerd.log";
 
 /// The nextest profile (in `.config/nextest.toml`) used when the `CI` variable is set.
 const CI_PROFILE: &str = "ci";
@@ -44,6 +57,16 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let steps = plan(ctx, &args.runner_args)?;
 
     // Dropping a server stops it and deletes its files: every early return below tears down.
+    // The engine goes first and is dropped last: a dockerd started here is stopped at the end.
+    let engine = provision(
+        "the Docker engine",
+        || DockerEngine::ensure(ctx, &runtime),
+        DockerEngine::describe,
+    );
+    if interrupt.is_requested() {
+        return Ok(interrupted());
+    }
+    let mut engine = engine?;
     let postgres = provision(
         "PostgreSQL",
         PostgresServer::start,
@@ -96,6 +119,7 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     teardown(&mut postgres, &mut redis);
+    engine.stop();
     Ok(ExitCode::from(first_failure.unwrap_or(0)))
 }
 
@@ -169,6 +193,183 @@ fn teardown(postgres: &mut PostgresServer, redis: &mut RedisServer) {
         "[xtask] PostgreSQL and Redis stopped ({:.1?})",
         started.elapsed()
     );
+}
+
+/// What to do about the Docker engine, decided from what was found.
+#[derive(Debug, PartialEq, Eq)]
+enum EngineAction {
+    /// It answers: use it, and leave it running afterwards.
+    UseRunning,
+    /// Start this dockerd for the run.
+    Start(PathBuf),
+    /// Nothing can be done here; the message says what the user can do.
+    Fail(String),
+}
+
+/// Decides what to do about the engine: start `dockerd` only when it is not answering, we are
+/// root, it is installed, and `DOCKER_HOST` does not point somewhere else.
+fn engine_action(
+    answers: Result<(), String>,
+    is_root: bool,
+    docker_host: Option<&str>,
+    dockerd: Option<PathBuf>,
+) -> EngineAction {
+    let Err(why) = answers else {
+        return EngineAction::UseRunning;
+    };
+    if let Some(host) = docker_host.filter(|host| !host.is_empty()) {
+        return EngineAction::Fail(format!(
+            "{why} (DOCKER_HOST={host} names the engine to use, so none is started here; unset DOCKER_HOST to use a local one)"
+        ));
+    }
+    if !is_root {
+        return EngineAction::Fail(format!(
+            "{why} (`cargo xtask test` starts dockerd itself only when run as root)"
+        ));
+    }
+    match dockerd {
+        Some(path) => EngineAction::Start(path),
+        None => EngineAction::Fail(format!(
+            "{why} (dockerd is not installed: `cargo xtask setup` installs docker.io)"
+        )),
+    }
+}
+
+/// The Docker engine of the run: the one that was running already, or a dockerd started for the
+/// run, which [`DockerEngine::stop`] (or dropping it) stops again.
+#[derive(Debug)]
+struct DockerEngine {
+    started: Option<Child>,
+    log: PathBuf,
+}
+
+impl DockerEngine {
+    fn ensure(ctx: &Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+        let log = ctx.root().join(ENGINE_LOG);
+        let answers = runtime
+            .block_on(crate::docker::connect())
+            .map(drop)
+            .map_err(|err| format!("{err:#}"));
+        let action = engine_action(
+            answers,
+            nix::unistd::geteuid().is_root(),
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+            which::which("dockerd").ok(),
+        );
+        let dockerd = match action {
+            EngineAction::UseRunning => return Ok(Self { started: None, log }),
+            EngineAction::Fail(message) => bail!("{message}"),
+            EngineAction::Start(dockerd) => dockerd,
+        };
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let stderr = file
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?;
+        eprintln!("[xtask] the Docker engine is not running: starting dockerd (log: {ENGINE_LOG})");
+        let child = Cmd::new(dockerd).spawn(ctx, file, stderr)?;
+        let mut engine = Self {
+            started: Some(child),
+            log,
+        };
+        engine.wait_until_answering(runtime)?;
+        Ok(engine)
+    }
+
+    /// Polls the new dockerd until it answers a ping; an error with its last log lines when it
+    /// exits or stays silent for [`ENGINE_START_TIMEOUT`] (it is stopped then).
+    fn wait_until_answering(&mut self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+        let deadline = Instant::now() + ENGINE_START_TIMEOUT;
+        loop {
+            if runtime.block_on(crate::docker::connect()).is_ok() {
+                return Ok(());
+            }
+            let exited = match self.started.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(err)) => Some(err.to_string()),
+                _ => None,
+            };
+            if let Some(how) = exited {
+                self.started = None;
+                bail!(
+                    "dockerd exited at once ({how}); the end of {}:\n{}",
+                    self.log.display(),
+                    log_tail(&self.log)
+                );
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                bail!(
+                    "dockerd did not answer within {}s, so it was stopped; the end of {}:\n{}",
+                    ENGINE_START_TIMEOUT.as_secs(),
+                    self.log.display(),
+                    log_tail(&self.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Where the engine is and whether it was started for the run.
+    fn describe(&self) -> String {
+        let target =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        if self.started.is_some() {
+            format!("{target} (dockerd started for this run)")
+        } else {
+            target
+        }
+    }
+
+    /// Stops a dockerd started for the run (SIGTERM, which also stops its containers, then
+    /// SIGKILL after [`ENGINE_STOP_GRACE`]); an engine that was running already is left alone.
+    fn stop(&mut self) {
+        let Some(mut child) = self.started.take() else {
+            return;
+        };
+        let started = Instant::now();
+        match stop_child(&mut child, ENGINE_STOP_GRACE) {
+            Ok(_) => eprintln!(
+                "[xtask] the Docker engine started for this run stopped ({:.1?})",
+                started.elapsed()
+            ),
+            Err(err) => eprintln!("[xtask] warning: stopping dockerd: {err}"),
+        }
+    }
+}
+
+impl Drop for DockerEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends SIGTERM and waits up to `grace` for the child to exit, then kills it.
+fn stop_child(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    // ESRCH: it ended meanwhile, which is fine.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill()?;
+    child.wait()
+}
+
+/// The last lines of a log file, for an error message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 /// Reports Ctrl-C and returns the exit code for it. The caller stops the servers, or lets them
@@ -344,6 +545,52 @@ mod tests {
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn dockerd_is_started_only_by_root_when_none_answers_and_none_is_named() {
+        let dockerd = || Some(PathBuf::from("/usr/sbin/dockerd"));
+        let down = || Err("the Docker daemon is not answering".to_owned());
+        assert_eq!(
+            engine_action(Ok(()), false, None, None),
+            EngineAction::UseRunning
+        );
+        assert_eq!(
+            engine_action(Ok(()), true, Some("tcp://elsewhere:2375"), dockerd()),
+            EngineAction::UseRunning
+        );
+        assert_eq!(
+            engine_action(down(), true, None, dockerd()),
+            EngineAction::Start(PathBuf::from("/usr/sbin/dockerd"))
+        );
+        assert_eq!(
+            engine_action(down(), true, Some(""), dockerd()),
+            EngineAction::Start(PathBuf::from("/usr/sbin/dockerd"))
+        );
+        let cases = [
+            (false, None, dockerd(), "only when run as root"),
+            (true, None, None, "`cargo xtask setup` installs docker.io"),
+            (
+                true,
+                Some("tcp://elsewhere:2375"),
+                dockerd(),
+                "unset DOCKER_HOST",
+            ),
+        ];
+        for (root, host, dockerd, expected) in cases {
+            let EngineAction::Fail(message) = engine_action(down(), root, host, dockerd) else {
+                panic!("no failure for root={root} host={host:?}");
+            };
+            assert!(
+                message.starts_with("the Docker daemon is not answering ("),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{message}");
+            assert!(
+                !message.contains('\n') && !message.ends_with('.'),
+                "{message}"
+            );
+        }
     }
 
     #[test]

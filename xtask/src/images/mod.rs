@@ -1,4 +1,143 @@
 //! Container images: the API and web images built from this workspace, and stand-in PostgreSQL
 //! and Redis images for machines that cannot pull from a registry.
 
+pub(crate) mod app;
 pub(crate) mod build;
+pub(crate) mod context;
+pub(crate) mod hash;
+pub(crate) mod standin;
+pub(crate) mod toolbox;
+
+use anyhow::Context as _;
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures_util::StreamExt as _;
+
+use crate::Context;
+
+/// A local image ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Image {
+    pub(crate) reference: String,
+    /// Whether it was built (or pulled) just now rather than found.
+    pub(crate) built: bool,
+}
+
+/// A manifest image made available locally, and anything the user should know about how.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) reference: String,
+    pub(crate) built: bool,
+    pub(crate) notice: Option<String>,
+}
+
+/// Makes the image a manifest names available: `wander/<crate>` images are built from the
+/// workspace (tagged by a hash of their inputs); any other image is used when present, pulled
+/// when a registry answers, and otherwise replaced by a local stand-in where one exists.
+pub(crate) async fn resolve(
+    ctx: &Context,
+    docker: &Docker,
+    manifest_image: &str,
+    on_progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Resolved> {
+    if let Some(app) = app::App::from_manifest_image(manifest_image) {
+        let image = app::ensure_app(ctx, docker, app, on_progress).await?;
+        return Ok(Resolved {
+            reference: image.reference,
+            built: image.built,
+            notice: None,
+        });
+    }
+    if build::image_exists(docker, manifest_image).await? {
+        return Ok(Resolved {
+            reference: manifest_image.to_owned(),
+            built: false,
+            notice: None,
+        });
+    }
+    let repository = repository_name(manifest_image);
+    let standin_notice = |reference: &str| {
+        format!(
+            "{manifest_image} is not on this machine: using the local stand-in {reference} (`docker pull {manifest_image}` to use the official image)"
+        )
+    };
+    // A stand-in built on an earlier run: use it without asking a registry again.
+    if let Some(reference) = standin::reference_for(repository)
+        && build::image_exists(docker, &reference).await?
+    {
+        return Ok(Resolved {
+            notice: Some(standin_notice(&reference)),
+            reference,
+            built: false,
+        });
+    }
+    on_progress(&format!("pulling {manifest_image}"));
+    let pull_error = match pull(docker, manifest_image, on_progress).await {
+        Ok(()) => {
+            return Ok(Resolved {
+                reference: manifest_image.to_owned(),
+                built: true,
+                notice: None,
+            });
+        }
+        Err(err) => err,
+    };
+    let Some(standin) = standin::ensure_for(ctx, docker, repository, on_progress).await else {
+        return Err(pull_error).with_context(|| {
+            format!("{manifest_image} is not on this machine and could not be pulled; pull it by hand or check the registry connection")
+        });
+    };
+    let image = standin.with_context(|| {
+        format!(
+            "{manifest_image} could not be pulled ({pull_error:#}), and no stand-in could be built"
+        )
+    })?;
+    Ok(Resolved {
+        notice: Some(standin_notice(&image.reference)),
+        reference: image.reference,
+        built: image.built,
+    })
+}
+
+/// Pulls an image, reporting the engine's progress lines.
+async fn pull(
+    docker: &Docker,
+    reference: &str,
+    on_progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(reference)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        let info = item.with_context(|| format!("pulling {reference}"))?;
+        if let Some(status) = info.status {
+            on_progress(&format!("{reference}: {status}"));
+        }
+    }
+    Ok(())
+}
+
+/// `docker.io/library/postgres:15-bookworm` → `postgres`; `redis@sha256:...` → `redis`.
+fn repository_name(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_ignore_registry_tag_and_digest() {
+        for (reference, name) in [
+            ("postgres:15-bookworm", "postgres"),
+            ("docker.io/library/postgres:15", "postgres"),
+            ("redis", "redis"),
+            ("registry:5000/team/redis:7@sha256:abc", "redis"),
+        ] {
+            assert_eq!(repository_name(reference), name, "{reference}");
+        }
+    }
+}

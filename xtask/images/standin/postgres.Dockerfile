@@ -1,0 +1,14 @@
+# The stand-in PostgreSQL image (xtask/src/images/standin.rs): Debian's PostgreSQL 15 on the
+# stand-in base, with the official postgres image's environment contract.
+# `{{BASE}}` is replaced by the base image's reference before the build.
+FROM {{BASE}}
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PGDATA=/var/lib/postgresql/data \
+    LANG=C.UTF-8
+COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+USER 999:999
+WORKDIR /var/lib/postgresql
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]

@@ -1,0 +1,13 @@
+# The stand-in Redis image (xtask/src/images/standin.rs): Debian's Redis 7 on the stand-in base,
+# started like the official redis image.
+# `{{BASE}}` is replaced by the base image's reference before the build.
+FROM {{BASE}}
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8
+COPY redis-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+USER 999:999
+WORKDIR /data
+VOLUME /data
+EXPOSE 6379
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["redis-server"]

@@ -1,0 +1,56 @@
+//! `cargo xtask db-shell`: psql on the stack's database, interactive, or one statement with
+//! `-c` (the exit code is psql's, so scripts can rely on it).
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::Context;
+use crate::runtime::RuntimeKind;
+use crate::runtime::docker::exec::{self, ExecIo};
+use crate::runtime::docker::session::{SecretsMode, Session};
+
+/// Options of `cargo xtask db-shell`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Run this SQL and exit instead of opening an interactive session.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub(crate) command: Option<String>,
+}
+
+pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    if ctx.runtime() == RuntimeKind::Kind {
+        bail!(crate::runtime::KIND_NOT_AVAILABLE);
+    }
+    if args
+        .command
+        .as_deref()
+        .is_some_and(|sql| sql.trim().is_empty())
+    {
+        bail!(
+            "-c needs a statement, e.g. `cargo xtask db-shell -c 'SELECT count(*) FROM deployments'`"
+        );
+    }
+    let session = Session::open(ctx, SecretsMode::Existing).await?;
+    let database = session.database().await?;
+    let (command, io) = match &args.command {
+        Some(sql) => (
+            database.psql(&["-c", sql]),
+            ExecIo {
+                tty: false,
+                forward_stdin: false,
+                env: Vec::new(),
+            },
+        ),
+        None => (
+            database.psql(&[]),
+            ExecIo {
+                tty: true,
+                forward_stdin: true,
+                env: Vec::new(),
+            },
+        ),
+    };
+    let code = exec::run(session.runtime.docker(), &database.container, &command, &io).await?;
+    Ok(crate::shell::exit_code(code))
+}

@@ -1,0 +1,333 @@
+//! `cargo xtask dev`: from nothing (or from any earlier state) to a healthy, seeded stack on
+//! 127.0.0.1, redoing only what changed.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::Context;
+use crate::images;
+use crate::prereq;
+use crate::runtime::RuntimeKind;
+use crate::runtime::docker::Applied;
+use crate::runtime::docker::plan::ContainerPlan;
+use crate::runtime::docker::session::{SecretsMode, Session, host_port_of, workload_images};
+use crate::seed;
+use crate::ui::human_duration;
+
+/// Options of `cargo xtask dev`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Do not open the dashboard in a browser at the end (never opened without a terminal).
+    #[arg(long)]
+    pub(crate) no_open: bool,
+
+    /// How long each service may take to become ready, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) timeout: u64,
+}
+
+pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    match ctx.runtime() {
+        RuntimeKind::Docker => docker(ctx, &args).await,
+        RuntimeKind::Kind => bail!(crate::runtime::KIND_NOT_AVAILABLE),
+    }
+}
+
+async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let ui = ctx.ui();
+    let started = Instant::now();
+
+    let step = ui.step("Checking prerequisites");
+    let session = match Session::open(ctx, SecretsMode::Generate).await {
+        Ok(session) => session,
+        Err(err) => {
+            step.fail();
+            return Err(err);
+        }
+    };
+    let wanted: Vec<u16> = session
+        .stack
+        .host_ports
+        .iter()
+        .map(|m| {
+            session
+                .host_ports
+                .get(&m.service)
+                .copied()
+                .unwrap_or(m.host_port)
+        })
+        .collect();
+    let owned: Vec<u16> = session
+        .runtime
+        .containers()
+        .await?
+        .iter()
+        .flat_map(|c| c.ports.iter().filter_map(|p| host_port_of(p)))
+        .collect();
+    let checks = prereq::run_checks(
+        ctx,
+        &prereq::Options {
+            need_kind: false,
+            ports: wanted.clone(),
+            owned_ports: owned,
+        },
+    )
+    .await;
+    let failures: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status == prereq::Status::Fail)
+        .collect();
+    if !failures.is_empty() {
+        step.fail();
+        let lines: Vec<String> = failures
+            .iter()
+            .map(|c| match &c.fix {
+                Some(fix) => format!("  {}: {}\n    fix: {fix}", c.name, c.detail),
+                None => format!("  {}: {}", c.name, c.detail),
+            })
+            .collect();
+        bail!("this machine is not ready:\n{}", lines.join("\n"));
+    }
+    for warning in checks.iter().filter(|c| c.status == prereq::Status::Warn) {
+        step.println(format!("  note: {}: {}", warning.name, warning.detail));
+    }
+    let ports: Vec<String> = wanted.iter().map(u16::to_string).collect();
+    step.done(format!(
+        "{} workload(s) in the manifests, host ports: {}",
+        session.stack.workloads.len(),
+        if ports.is_empty() {
+            "none".to_owned()
+        } else {
+            ports.join(", ")
+        }
+    ));
+
+    let step = ui.step("Images");
+    let images = match resolve_images(ctx, &session, &step).await {
+        Ok(images) => images,
+        Err(err) => {
+            step.fail();
+            return Err(err);
+        }
+    };
+    let built = images.values().filter(|i| i.built).count();
+    step.done(if built == 0 {
+        format!("{} up to date", images.len())
+    } else {
+        format!("{built} built, {} up to date", images.len() - built)
+    });
+    let references: BTreeMap<String, String> = images
+        .into_iter()
+        .map(|(manifest, image)| (manifest, image.reference))
+        .collect();
+
+    let plans = session.plans(&references)?;
+    session.runtime.ensure_network().await?;
+    let timeout = Duration::from_secs(args.timeout);
+    let mut changed = 0;
+    for plan in &plans {
+        let step = ui.step(format!("Starting {}", plan.workload));
+        let result = async {
+            step.sub("applying");
+            let applied = session.runtime.apply(plan).await?;
+            step.sub("waiting for readiness");
+            session
+                .runtime
+                .wait_ready(plan, timeout, &step.reporter())
+                .await?;
+            step.sub("checking it answers");
+            let detail = verify(&session, plan).await?;
+            anyhow::Ok((applied, detail))
+        }
+        .await;
+        match result {
+            Ok((applied, detail)) => {
+                if applied != Applied::Unchanged {
+                    changed += 1;
+                }
+                step.done(format!("{} · {detail}", describe(applied)));
+            }
+            Err(err) => {
+                step.fail();
+                return Err(err);
+            }
+        }
+    }
+
+    let step = ui.step("Seeding the database");
+    match seed::load(&session, false).await {
+        Ok(summary) => {
+            step.done(summary);
+        }
+        Err(err) => {
+            step.fail();
+            return Err(err);
+        }
+    }
+
+    summary(ctx, &plans, changed, started.elapsed());
+    if !args.no_open
+        && crate::ui::Ui::interactive()
+        && std::env::var_os("CI").is_none()
+        && let Some(web) = web_url(&plans)
+    {
+        open_browser(ctx, &web);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every image the manifests name, resolved to a local image: ours built from the workspace,
+/// third-party ones used as they are when present or pullable, stand-ins otherwise.
+async fn resolve_images(
+    ctx: &Context,
+    session: &Session,
+    step: &crate::ui::Step,
+) -> anyhow::Result<BTreeMap<String, images::Resolved>> {
+    let docker = session.runtime.docker();
+    let mut resolved = BTreeMap::new();
+    for workload in &session.stack.workloads {
+        for manifest_image in workload_images(workload) {
+            if resolved.contains_key(&manifest_image) {
+                continue;
+            }
+            step.sub(&manifest_image);
+            let image = images::resolve(ctx, docker, &manifest_image, &step.reporter())
+                .await
+                .with_context(|| {
+                    format!("preparing image {manifest_image} for {}", workload.name)
+                })?;
+            if let Some(notice) = &image.notice {
+                step.println(format!("  {notice}"));
+            }
+            resolved.insert(manifest_image, image);
+        }
+    }
+    Ok(resolved)
+}
+
+/// After readiness: the checks that prove each service does its job, not merely runs.
+async fn verify(session: &Session, plan: &ContainerPlan) -> anyhow::Result<String> {
+    let docker = session.runtime.docker();
+    let exec = |cmd: Vec<String>| async move {
+        crate::runtime::docker::exec::capture(docker, &plan.container_name, &cmd, None, &[]).await
+    };
+    match plan.workload.as_str() {
+        crate::runtime::docker::session::DATABASE_WORKLOAD => {
+            let database = session.database().await?;
+            let out = exec(database.psql(&["-tAc", "SELECT 1"])).await?;
+            if out.exit_code != 0 || out.stdout_text().trim() != "1" {
+                bail!(
+                    "PostgreSQL is up but `SELECT 1` failed: {}",
+                    out.stderr_text().trim()
+                );
+            }
+            Ok("SELECT 1 ok".to_owned())
+        }
+        "redis" => {
+            let out = exec(vec!["redis-cli".into(), "ping".into()]).await?;
+            let reply = out.stdout_text().trim().to_owned();
+            if reply != "PONG" {
+                bail!("Redis is up but PING answered {reply:?}");
+            }
+            Ok("PING ok".to_owned())
+        }
+        "api" => {
+            let Some(url) = published_url(plan, "/health") else {
+                return Ok("ready".to_owned());
+            };
+            let body: serde_json::Value = reqwest::get(&url)
+                .await
+                .with_context(|| format!("GET {url}"))?
+                .json()
+                .await
+                .with_context(|| format!("reading GET {url}"))?;
+            let status = body["status"].as_str().unwrap_or("unknown");
+            if status != "ok" {
+                bail!("the API reports {status}: {body}");
+            }
+            Ok("/health ok".to_owned())
+        }
+        _ => Ok("ready".to_owned()),
+    }
+}
+
+fn describe(applied: Applied) -> &'static str {
+    match applied {
+        Applied::Unchanged => "unchanged",
+        Applied::Started => "started",
+        Applied::Created => "created",
+        Applied::Replaced => "replaced",
+    }
+}
+
+fn published_url(plan: &ContainerPlan, path: &str) -> Option<String> {
+    plan.published
+        .first()
+        .map(|p| format!("http://{}:{}{path}", p.host_ip, p.host_port))
+}
+
+fn web_url(plans: &[ContainerPlan]) -> Option<String> {
+    plans
+        .iter()
+        .find(|p| p.workload == "web")
+        .and_then(|p| published_url(p, "/"))
+}
+
+fn summary(ctx: &Context, plans: &[ContainerPlan], changed: usize, elapsed: Duration) {
+    let ui = ctx.ui();
+    let mut lines = vec![String::new()];
+    lines.push(format!(
+        "{} the stack is up ({} of {} services changed) in {}",
+        ui.paint_green("✓"),
+        changed,
+        plans.len(),
+        human_duration(elapsed)
+    ));
+    for plan in plans {
+        for published in &plan.published {
+            lines.push(format!(
+                "  {:<10} http://{}:{}",
+                published.service, published.host_ip, published.host_port
+            ));
+        }
+    }
+    lines.push(format!(
+        "  {:<10} `cargo xtask token` (for POST and DELETE)",
+        "API token"
+    ));
+    lines.push(format!(
+        "  {:<10} `cargo xtask db-shell`, logs: `cargo xtask logs -f`, stop: `cargo xtask down`",
+        "database"
+    ));
+    let timings: Vec<String> = ui
+        .timings()
+        .iter()
+        .map(|(name, took)| format!("{name} {}", human_duration(*took)))
+        .collect();
+    lines.push(format!("  {:<10} {}", "timings", timings.join(" · ")));
+    eprintln!("{}", lines.join("\n"));
+}
+
+fn open_browser(ctx: &Context, url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    if which::which(opener).is_err() {
+        ctx.ui().note(format!("open {url} in your browser"));
+        return;
+    }
+    let spawned = crate::cmd::Cmd::new(opener).arg(url).spawn(
+        ctx,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    );
+    if spawned.is_err() {
+        ctx.ui().note(format!("open {url} in your browser"));
+    }
+}

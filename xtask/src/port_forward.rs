@@ -1,0 +1,100 @@
+//! `cargo xtask port-forward SVC [PORT]`: a local port on 127.0.0.1 forwarded to a Service that
+//! is not published on the host (PostgreSQL, Redis). Each new connection looks the service's
+//! container up again, so the forward survives the container being restarted or replaced.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Context;
+use crate::runtime::RuntimeKind;
+use crate::runtime::docker::session::{SecretsMode, Session};
+
+/// Options of `cargo xtask port-forward`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The Service to reach, as named in manifests/ (e.g. postgres, redis).
+    pub(crate) service: String,
+
+    /// The local port on 127.0.0.1 (default: the Service's own port).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) port: Option<u16>,
+}
+
+pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    if ctx.runtime() == RuntimeKind::Kind {
+        bail!(crate::runtime::KIND_NOT_AVAILABLE);
+    }
+    let session = Session::open(ctx, SecretsMode::Existing).await?;
+    let (workload, service_port, target_port) = target(&session, &args.service)?;
+    let local = args.port.unwrap_or(service_port);
+    let listener = TcpListener::bind(("127.0.0.1", local))
+        .await
+        .with_context(|| {
+            format!("listening on 127.0.0.1:{local}; pick another local port: `cargo xtask port-forward {} <PORT>`", args.service)
+        })?;
+    let container = session.names().container(&workload);
+    eprintln!(
+        "forwarding 127.0.0.1:{local} -> {}:{target_port} ({container}); Ctrl-C stops",
+        args.service
+    );
+    loop {
+        let (inbound, peer) = listener.accept().await.context("accepting a connection")?;
+        let runtime = session.runtime.clone();
+        let container = container.clone();
+        let ui = ctx.ui().clone();
+        tokio::spawn(async move {
+            let result = async {
+                let details = runtime
+                    .inspect(&container)
+                    .await?
+                    .ok_or_else(|| anyhow!("{container} does not exist; run `cargo xtask dev`"))?;
+                let ip = details
+                    .network_settings
+                    .as_ref()
+                    .and_then(|n| n.networks.as_ref())
+                    .and_then(|n| n.get(&runtime.names().network()))
+                    .and_then(|e| e.ip_address.clone())
+                    .filter(|ip| !ip.is_empty())
+                    .ok_or_else(|| anyhow!("{container} is not running"))?;
+                let mut outbound = TcpStream::connect((ip.as_str(), target_port))
+                    .await
+                    .with_context(|| format!("connecting to {container} at {ip}:{target_port}"))?;
+                let mut inbound = inbound;
+                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(err) = result {
+                ui.warn(format!("connection from {peer}: {err:#}"));
+            }
+        });
+    }
+}
+
+/// The workload behind a Service, the Service's port, and the container port it targets.
+fn target(session: &Session, service_name: &str) -> anyhow::Result<(String, u16, u16)> {
+    let service = session
+        .stack
+        .services
+        .iter()
+        .find(|s| s.name == service_name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = session
+                .stack
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            anyhow!(
+                "no Service named {service_name:?}; the stack has: {}",
+                known.join(", ")
+            )
+        })?;
+    let port = service
+        .ports
+        .first()
+        .ok_or_else(|| anyhow!("Service {service_name} has no port"))?;
+    Ok((service.workload.clone(), port.port, port.target_port))
+}

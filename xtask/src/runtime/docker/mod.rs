@@ -1,0 +1,392 @@
+//! The docker runtime: the stack's manifests run as containers on one Docker network, like
+//! `podman kube play` (DESIGN.md decision 2). Everything it creates is labelled with the stack,
+//! so `status`, `logs` and `down` find exactly what this tool owns.
+
+pub(crate) mod exec;
+pub(crate) mod logs;
+pub(crate) mod names;
+pub(crate) mod plan;
+pub(crate) mod readiness;
+pub(crate) mod session;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions,
+};
+use futures_util::StreamExt as _;
+
+use crate::docker::is_not_found;
+use names::{LABEL_PLAN, LABEL_STACK, LABEL_WORKLOAD, Names};
+use plan::ContainerPlan;
+
+/// What applying a plan did to its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Running with this very plan already: left alone.
+    Unchanged,
+    /// Existed with this plan but was stopped: started again.
+    Started,
+    /// Did not exist: created and started.
+    Created,
+    /// Ran an older plan (new image, new settings): replaced.
+    Replaced,
+}
+
+/// One container of the stack as the engine reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct Container {
+    pub(crate) name: String,
+    pub(crate) workload: String,
+    pub(crate) image: String,
+    /// `running`, `exited`, `restarting`, ...
+    pub(crate) state: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) restart_count: i64,
+    /// `127.0.0.1:8080->8080`
+    pub(crate) ports: Vec<String>,
+    pub(crate) ip: Option<String>,
+}
+
+/// The docker runtime of one stack.
+#[derive(Debug, Clone)]
+pub(crate) struct DockerRuntime {
+    docker: Docker,
+    names: Names,
+}
+
+impl DockerRuntime {
+    pub(crate) fn new(docker: Docker, names: Names) -> Self {
+        Self { docker, names }
+    }
+
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
+    }
+
+    fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([(LABEL_STACK.to_owned(), self.names.stack().to_owned())])
+    }
+
+    /// Creates the stack's network unless it exists.
+    pub(crate) async fn ensure_network(&self) -> anyhow::Result<bool> {
+        let name = self.names.network();
+        match self.docker.inspect_network(&name, None).await {
+            Ok(network) => {
+                let ours = network
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_STACK))
+                    .is_some_and(|s| s == self.names.stack());
+                if !ours {
+                    bail!(
+                        "a Docker network named {name} exists but was not created by this tool; remove it (`docker network rm {name}`) or choose another stack name with WANDER_STACK"
+                    );
+                }
+                Ok(false)
+            }
+            Err(err) if is_not_found(&err) => {
+                self.docker
+                    .create_network(NetworkCreateRequest {
+                        name: name.clone(),
+                        driver: Some("bridge".to_owned()),
+                        labels: Some(self.labels()),
+                        ..NetworkCreateRequest::default()
+                    })
+                    .await
+                    .with_context(|| format!("creating network {name}"))?;
+                Ok(true)
+            }
+            Err(err) => Err(err).with_context(|| format!("inspecting network {name}")),
+        }
+    }
+
+    /// Creates the named volumes a plan mounts, unless they exist.
+    pub(crate) async fn ensure_volumes(&self, plan: &ContainerPlan) -> anyhow::Result<()> {
+        for volume in plan.volumes.values() {
+            match self.docker.inspect_volume(volume).await {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => {
+                    self.docker
+                        .create_volume(VolumeCreateRequest {
+                            name: Some(volume.clone()),
+                            labels: Some(self.labels()),
+                            ..VolumeCreateRequest::default()
+                        })
+                        .await
+                        .with_context(|| format!("creating volume {volume}"))?;
+                }
+                Err(err) => return Err(err).with_context(|| format!("inspecting volume {volume}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the workload's container run this plan, touching it only when needed.
+    pub(crate) async fn apply(&self, plan: &ContainerPlan) -> anyhow::Result<Applied> {
+        let name = &plan.container_name;
+        let existing = self.inspect(name).await?;
+        let applied = match existing {
+            Some(current) => {
+                let labels = current.config.as_ref().and_then(|c| c.labels.as_ref());
+                let ours = labels
+                    .and_then(|l| l.get(LABEL_STACK))
+                    .is_some_and(|s| s == self.names.stack());
+                if !ours {
+                    bail!(
+                        "a container named {name} exists but was not created by this tool; remove it (`docker rm -f {name}`) or choose another stack name with WANDER_STACK"
+                    );
+                }
+                let same_plan = labels
+                    .and_then(|l| l.get(LABEL_PLAN))
+                    .is_some_and(|h| *h == plan.hash());
+                let running = current
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.running)
+                    .unwrap_or(false);
+                if same_plan && running {
+                    return Ok(Applied::Unchanged);
+                }
+                if same_plan {
+                    self.start(name).await?;
+                    return Ok(Applied::Started);
+                }
+                self.remove_container(name).await?;
+                Applied::Replaced
+            }
+            None => Applied::Created,
+        };
+        self.ensure_volumes(plan).await?;
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.docker
+            .create_container(Some(options), plan.create_body(&self.names))
+            .await
+            .with_context(|| format!("creating container {name}"))?;
+        self.start(name).await?;
+        Ok(applied)
+    }
+
+    async fn start(&self, name: &str) -> anyhow::Result<()> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|err| explain_start_error(name, &err))
+    }
+
+    async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(err).with_context(|| format!("removing container {name}")),
+        }
+    }
+
+    /// The engine's view of one container, if it exists.
+    pub(crate) async fn inspect(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(found) => Ok(Some(found)),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("inspecting container {name}")),
+        }
+    }
+
+    /// Every container of this stack, running or not, by workload name.
+    pub(crate) async fn containers(&self) -> anyhow::Result<Vec<Container>> {
+        let filters = HashMap::from([("label", vec![self.names.filter()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .context("listing containers")?;
+        let mut found = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            let Some(details) = self.inspect(&id).await? else {
+                continue;
+            };
+            found.push(describe(&details, &self.names.network()));
+        }
+        found.sort_by(|a, b| a.workload.cmp(&b.workload));
+        Ok(found)
+    }
+
+    /// The last `lines` lines of a container's output (stdout and stderr interleaved).
+    pub(crate) async fn last_logs(&self, name: &str, lines: usize) -> String {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut text = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.extend_from_slice(&chunk.into_bytes());
+        }
+        String::from_utf8_lossy(&text).trim_end().to_owned()
+    }
+
+    /// Removes this stack's containers and network, and its volumes when asked. Returns what was
+    /// removed: (containers, networks, volumes).
+    pub(crate) async fn down(&self, volumes: bool) -> anyhow::Result<(usize, usize, usize)> {
+        let containers = self.containers().await?;
+        for container in &containers {
+            self.remove_container(&container.name).await?;
+        }
+        let filters = HashMap::from([("label", vec![self.names.filter()])]);
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .context("listing networks")?;
+        let mut removed_networks = 0;
+        for network in networks {
+            let Some(name) = network.name else { continue };
+            match self.docker.remove_network(&name).await {
+                Ok(()) => removed_networks += 1,
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(err).with_context(|| format!("removing network {name}")),
+            }
+        }
+        let mut removed_volumes = 0;
+        if volumes {
+            let list = self
+                .docker
+                .list_volumes(Some(
+                    ListVolumesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .context("listing volumes")?;
+            for volume in list.volumes.into_iter().flatten() {
+                match self
+                    .docker
+                    .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
+                    .await
+                {
+                    Ok(()) => removed_volumes += 1,
+                    Err(err) if is_not_found(&err) => {}
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("removing volume {}", volume.name));
+                    }
+                }
+            }
+        }
+        Ok((containers.len(), removed_networks, removed_volumes))
+    }
+
+    /// Waits until the plan's container passes its readiness probe, failing early when the
+    /// container exits or restarts (with its last log lines) and at `timeout`.
+    pub(crate) async fn wait_ready(
+        &self,
+        plan: &ContainerPlan,
+        timeout: Duration,
+        on_progress: &(dyn Fn(&str) + Sync),
+    ) -> anyhow::Result<Duration> {
+        readiness::wait(self, plan, timeout, on_progress).await
+    }
+}
+
+/// The parts of an inspection that `status` and the waits need.
+fn describe(details: &ContainerInspectResponse, network: &str) -> Container {
+    let labels = details.config.as_ref().and_then(|c| c.labels.as_ref());
+    let state = details.state.as_ref();
+    let ports = details
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .map(|ports| {
+            let mut out: Vec<String> = ports
+                .iter()
+                .flat_map(|(container_port, bindings)| {
+                    bindings.iter().flatten().map(move |b| {
+                        format!(
+                            "{}:{}->{}",
+                            b.host_ip.as_deref().unwrap_or(""),
+                            b.host_port.as_deref().unwrap_or(""),
+                            container_port.trim_end_matches("/tcp")
+                        )
+                    })
+                })
+                .collect();
+            out.sort();
+            out
+        })
+        .unwrap_or_default();
+    let ip = details
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .and_then(|n| n.get(network))
+        .and_then(|e| e.ip_address.clone())
+        .filter(|ip| !ip.is_empty());
+    Container {
+        name: details
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        workload: labels
+            .and_then(|l| l.get(LABEL_WORKLOAD))
+            .cloned()
+            .unwrap_or_default(),
+        image: details
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
+        state: state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        started_at: state.and_then(|s| s.started_at.clone()),
+        restart_count: details.restart_count.unwrap_or(0),
+        ports,
+        ip,
+    }
+}
+
+/// Turns the engine's start errors into what the user should do, port clashes above all.
+fn explain_start_error(name: &str, err: &bollard::errors::Error) -> anyhow::Error {
+    let text = err.to_string();
+    if text.contains("address already in use") || text.contains("port is already allocated") {
+        let port = text
+            .split(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+            .filter_map(|part| part.rsplit(':').next())
+            .filter_map(|p| p.parse::<u16>().ok())
+            .find(|p| *p > 0);
+        let which = port.map_or_else(String::new, |p| format!(" {p}"));
+        return anyhow::anyhow!(
+            "starting {name}: host port{which} is already in use; run `cargo xtask doctor` to see which process holds it, free it, and run `cargo xtask dev` again"
+        );
+    }
+    anyhow::anyhow!("starting container {name}: {text}")
+}

@@ -1,0 +1,85 @@
+//! The names and labels by which the docker runtime finds what it owns, and nothing else.
+
+/// Every container, network and volume of a stack carries `dev.wander.stack=<stack>`.
+pub(crate) const LABEL_STACK: &str = "dev.wander.stack";
+/// The workload a container runs.
+pub(crate) const LABEL_WORKLOAD: &str = "dev.wander.workload";
+/// The hash of the container's plan: equal hash, nothing to recreate.
+pub(crate) const LABEL_PLAN: &str = "dev.wander.plan";
+
+/// Names derived from the stack name (`wander` unless `WANDER_STACK` says otherwise, which lets
+/// tests run a stack beside a developer's own).
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    stack: String,
+}
+
+impl Names {
+    pub(crate) fn new(stack: impl Into<String>) -> Self {
+        Self {
+            stack: stack.into(),
+        }
+    }
+
+    pub(crate) fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    pub(crate) fn network(&self) -> String {
+        self.stack.clone()
+    }
+
+    pub(crate) fn container(&self, workload: &str) -> String {
+        format!("{}-{workload}", self.stack)
+    }
+
+    /// A claim's volume; a StatefulSet's claim template is per workload, as in Kubernetes.
+    pub(crate) fn volume(&self, claim: &str, workload: Option<&str>) -> String {
+        match workload {
+            Some(workload) => format!("{}-{claim}-{workload}", self.stack),
+            None => format!("{}-{claim}", self.stack),
+        }
+    }
+
+    /// The label filter that selects exactly this stack's objects.
+    pub(crate) fn filter(&self) -> String {
+        format!("{LABEL_STACK}={}", self.stack)
+    }
+}
+
+/// Whether a stack name is usable in container, network and volume names.
+pub(crate) fn valid_stack_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_with_the_stack() {
+        let names = Names::new("wander");
+        assert_eq!(names.network(), "wander");
+        assert_eq!(names.container("api"), "wander-api");
+        assert_eq!(
+            names.volume("data", Some("postgres")),
+            "wander-data-postgres"
+        );
+        assert_eq!(names.volume("cache", None), "wander-cache");
+        assert_eq!(names.filter(), "dev.wander.stack=wander");
+    }
+
+    #[test]
+    fn stack_names_are_checked() {
+        for good in ["wander", "t-1", "a"] {
+            assert!(valid_stack_name(good), "{good}");
+        }
+        for bad in ["", "Wander", "1abc", "a_b", "a b", "a/b", &"x".repeat(41)] {
+            assert!(!valid_stack_name(bad), "{bad}");
+        }
+    }
+}
