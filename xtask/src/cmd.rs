@@ -144,6 +144,19 @@ impl Cmd {
             .with_context(|| format!("could not start `{self}`"))
     }
 
+    /// Starts the command with stdout and stderr piped to the caller, as a child that is killed
+    /// when dropped: abandoning the caller (Ctrl-C, SIGTERM) leaves no process behind.
+    pub(crate) fn spawn_piped(&self, ctx: &Context) -> anyhow::Result<tokio::process::Child> {
+        self.echo(ctx);
+        tokio::process::Command::from(self.std())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))
+    }
+
     /// Runs the command with the terminal attached until it ends, noticing Ctrl-C meanwhile.
     ///
     /// The terminal sends Ctrl-C to the child as well, so it normally stops by itself; one that

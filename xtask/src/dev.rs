@@ -13,7 +13,7 @@ use crate::prereq;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::Applied;
 use crate::runtime::docker::plan::ContainerPlan;
-use crate::runtime::docker::session::{SecretsMode, Session, host_port_of, workload_images};
+use crate::runtime::docker::session::{SecretsMode, Session, host_port_of};
 use crate::seed;
 use crate::ui::human_duration;
 
@@ -107,7 +107,15 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     ));
 
     let step = ui.step("Images");
-    let images = match resolve_images(ctx, &session, &step).await {
+    let images = images::resolve_stack(
+        ctx,
+        session.runtime.docker(),
+        &session.stack,
+        &step.reporter(),
+        &|notice| step.println(format!("  {notice}")),
+    )
+    .await;
+    let images = match images {
         Ok(images) => images,
         Err(err) => {
             step.fail();
@@ -178,35 +186,6 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         open_browser(ctx, &web);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every image the manifests name, resolved to a local image: ours built from the workspace,
-/// third-party ones used as they are when present or pullable, stand-ins otherwise.
-async fn resolve_images(
-    ctx: &Context,
-    session: &Session,
-    step: &crate::ui::Step,
-) -> anyhow::Result<BTreeMap<String, images::Resolved>> {
-    let docker = session.runtime.docker();
-    let mut resolved = BTreeMap::new();
-    for workload in &session.stack.workloads {
-        for manifest_image in workload_images(workload) {
-            if resolved.contains_key(&manifest_image) {
-                continue;
-            }
-            step.sub(&manifest_image);
-            let image = images::resolve(ctx, docker, &manifest_image, &step.reporter())
-                .await
-                .with_context(|| {
-                    format!("preparing image {manifest_image} for {}", workload.name)
-                })?;
-            if let Some(notice) = &image.notice {
-                step.println(format!("  {notice}"));
-            }
-            resolved.insert(manifest_image, image);
-        }
-    }
-    Ok(resolved)
 }
 
 /// After readiness: the checks that prove each service does its job, not merely runs.

@@ -17,13 +17,19 @@ pub(crate) struct Interrupt {
 }
 
 impl Interrupt {
-    /// Starts listening for SIGINT. Needs a multi-threaded tokio runtime entered (or running),
-    /// so the listener runs while the calling thread does blocking work.
+    /// Starts listening for SIGINT (Ctrl-C) and SIGTERM (`kill`, a CI runner giving up), which
+    /// both mean "stop, but clean up first". Needs a multi-threaded tokio runtime entered (or
+    /// running), so the listener runs while the calling thread does blocking work.
     pub(crate) fn listen() -> anyhow::Result<Self> {
         let mut sigint = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let (tell, requested) = watch::channel(false);
         tokio::spawn(async move {
-            while sigint.recv().await.is_some() {
+            loop {
+                tokio::select! {
+                    got = sigint.recv() => if got.is_none() { break },
+                    got = sigterm.recv() => if got.is_none() { break },
+                }
                 tell.send_replace(true);
             }
         });

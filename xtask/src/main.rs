@@ -204,21 +204,23 @@ impl Context {
     }
 }
 
-/// Runs an async command on a fresh runtime. Ctrl-C abandons it at once (dropping its futures
-/// cancels requests and kills child processes) and exits 130 within the 2 s the user expects.
+/// Runs an async command on a fresh runtime. Ctrl-C (or SIGTERM) abandons it at once: dropping
+/// its futures cancels the engine requests in flight and kills the child processes started with
+/// `kill_on_drop`; what it created stays consistent, so running the command again continues.
 fn run_async<F>(ctx: &Context, command: F) -> anyhow::Result<ExitCode>
 where
     F: Future<Output = anyhow::Result<ExitCode>>,
 {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let outcome = runtime.block_on(async {
-        tokio::select! {
+        let mut interrupt = interrupt::Interrupt::listen()?;
+        anyhow::Ok(tokio::select! {
             result = command => Some(result),
-            _ = tokio::signal::ctrl_c() => None,
-        }
+            () = interrupt.requested() => None,
+        })
     });
     runtime.shutdown_timeout(Duration::from_millis(500));
-    if let Some(result) = outcome {
+    if let Some(result) = outcome? {
         return result;
     }
     ctx.ui()
@@ -445,6 +447,126 @@ mod tests {
         assert_eq!(parse(&["bench"]).unwrap_err().exit_code(), 2);
         let err = parse(&["bench", "everything"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
+    }
+
+    #[test]
+    fn stack_commands_parse_their_options() {
+        let cli = parse(&["--runtime", "docker", "dev", "--no-open", "--timeout", "30"]).unwrap();
+        assert_eq!(cli.runtime, Some(RuntimeKind::Docker));
+        let Command::Dev(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert!(args.no_open);
+        assert_eq!(args.timeout, 30);
+        let Command::Dev(args) = parse(&["dev"]).unwrap().command else {
+            panic!("not dev")
+        };
+        assert_eq!((args.no_open, args.timeout), (false, 120));
+
+        let Command::Logs(args) = parse(&["logs", "api", "-f", "--since", "10m", "--tail", "5"])
+            .unwrap()
+            .command
+        else {
+            panic!("not logs")
+        };
+        assert_eq!(args.service.as_deref(), Some("api"));
+        assert!(args.follow);
+        assert_eq!(args.tail, Some(5));
+        assert!(args.since.is_some());
+
+        let Command::DbShell(args) = parse(&["db-shell", "-c", "SELECT 1"]).unwrap().command else {
+            panic!("not db-shell")
+        };
+        assert_eq!(args.command.as_deref(), Some("SELECT 1"));
+
+        let Command::Shell(args) = parse(&["shell", "api", "--", "ps", "-ef"]).unwrap().command
+        else {
+            panic!("not shell")
+        };
+        assert_eq!(
+            (args.service.as_str(), args.command.as_slice()),
+            ("api", &["ps".to_owned(), "-ef".to_owned()][..])
+        );
+
+        let Command::PortForward(args) = parse(&["port-forward", "postgres", "15432"])
+            .unwrap()
+            .command
+        else {
+            panic!("not port-forward")
+        };
+        assert_eq!(
+            (args.service.as_str(), args.port),
+            ("postgres", Some(15432))
+        );
+
+        assert!(matches!(
+            parse(&["seed", "--reset"]).unwrap().command,
+            Command::Seed(seed::Args { reset: true })
+        ));
+        assert!(matches!(
+            parse(&["down", "--volumes"]).unwrap().command,
+            Command::Down(down::Args { volumes: true })
+        ));
+        assert!(matches!(
+            parse(&["status", "--json"]).unwrap().command,
+            Command::Status(status::Args { json: true })
+        ));
+        assert!(matches!(
+            parse(&["doctor", "--json"]).unwrap().command,
+            Command::Doctor(doctor::Args { json: true })
+        ));
+        assert!(parse(&["-q", "token"]).unwrap().quiet);
+    }
+
+    #[test]
+    fn bad_stack_command_input_is_a_usage_error() {
+        for args in [
+            &["--runtime", "podman", "dev"][..],
+            &["--runtime", "", "dev"],
+            &["dev", "--timeout", "0"],
+            &["dev", "--timeout", "3601"],
+            &["dev", "--timeout", "-5"],
+            &["dev", "--timeout", "soon"],
+            &["dev", "--open"],
+            &["logs", "--since", ""],
+            &["logs", "--since", "-5m"],
+            &["logs", "--since", "yesterday"],
+            &["logs", "--since", "99999999999999999999s"],
+            &["logs", "--tail", "-1"],
+            &["logs", "--tail", "lots"],
+            &["logs", "api", "web"],
+            &["shell"],
+            &["db-shell", "-c"],
+            &["port-forward"],
+            &["port-forward", "postgres", "0"],
+            &["port-forward", "postgres", "65536"],
+            &["port-forward", "postgres", "-1"],
+            &["completions"],
+            &["completions", "tcsh"],
+            &["status", "--yaml"],
+            &["down", "--everything"],
+            &["-v", "-q", "status"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn hostile_strings_reach_commands_as_plain_arguments() {
+        // Passed on as data, never through a shell: the commands themselves refuse unknown
+        // services by name.
+        let Command::Logs(args) = parse(&["logs", "api; rm -rf /"]).unwrap().command else {
+            panic!("not logs")
+        };
+        assert_eq!(args.service.as_deref(), Some("api; rm -rf /"));
+        let Command::DbShell(args) = parse(&["db-shell", "-c", "'; DROP TABLE x; --"])
+            .unwrap()
+            .command
+        else {
+            panic!("not db-shell")
+        };
+        assert_eq!(args.command.as_deref(), Some("'; DROP TABLE x; --"));
     }
 
     #[test]

@@ -97,6 +97,30 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The Docker tests run the stack's real images: building them here, once and in view,
+    // keeps a cold build (minutes) out of every single test's time limit.
+    let started = Instant::now();
+    let prepared = runtime.block_on(async {
+        tokio::select! {
+            result = prepare_images(ctx) => Some(result),
+            () = interrupt.requested() => None,
+        }
+    });
+    match prepared {
+        None => {
+            let code = interrupted();
+            teardown(&mut postgres, &mut redis);
+            return Ok(code);
+        }
+        Some(Ok(summary)) => eprintln!(
+            "[xtask] the stack's images are ready: {summary} ({:.1?})",
+            started.elapsed()
+        ),
+        Some(Err(err)) => {
+            eprintln!("[xtask] error: preparing the stack's images: {err:#}");
+            first_failure = first_failure.or(Some(1));
+        }
+    }
     for step in steps {
         let step = step
             .env(PG_URL_ENV, postgres.admin_url())
@@ -121,6 +145,22 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     teardown(&mut postgres, &mut redis);
     engine.stop();
     Ok(ExitCode::from(first_failure.unwrap_or(0)))
+}
+
+/// Builds (or finds) every image of the stack and the toolbox image, and says which.
+async fn prepare_images(ctx: &Context) -> anyhow::Result<String> {
+    let docker = crate::docker::connect().await?;
+    let stack = crate::stack::Stack::load(&ctx.root().join("manifests"))?;
+    let progress = |line: &str| {
+        if ctx.verbose() {
+            eprintln!("[xtask]   {line}");
+        }
+    };
+    let images = crate::images::resolve_stack(ctx, &docker, &stack, &progress, &|_| {}).await?;
+    let toolbox = crate::images::toolbox::ensure_toolbox(&docker, &progress).await?;
+    let mut names: Vec<String> = images.into_values().map(|image| image.reference).collect();
+    names.push(toolbox.reference);
+    Ok(names.join(", "))
 }
 
 /// Decides what to run before any server is started, so a missing tool fails fast.

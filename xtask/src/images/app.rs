@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
@@ -327,7 +326,7 @@ async fn cargo_build(
         "--color=never",
     ]);
     on_progress(&format!("$ {cmd}"));
-    let mut child = cmd.spawn(ctx, Stdio::piped(), Stdio::piped())?;
+    let mut child = cmd.spawn_piped(ctx)?;
     let stdout = child
         .stdout
         .take()
@@ -336,14 +335,8 @@ async fn cargo_build(
         .stderr
         .take()
         .context("cargo's messages were not captured")?;
-    let mut stdout = BufReader::new(
-        tokio::process::ChildStdout::from_std(stdout).context("reading cargo's output")?,
-    )
-    .lines();
-    let mut stderr = BufReader::new(
-        tokio::process::ChildStderr::from_std(stderr).context("reading cargo's messages")?,
-    )
-    .lines();
+    let mut stdout = BufReader::new(stdout).lines();
+    let mut stderr = BufReader::new(stderr).lines();
     let mut executable = None;
     let mut tail = VecDeque::new();
     let (mut stdout_open, mut stderr_open) = (true, true);
@@ -369,9 +362,9 @@ async fn cargo_build(
             }
         }
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = child
+        .wait()
         .await
-        .context("waiting for cargo")?
         .with_context(|| format!("waiting for `{cmd}`"))?;
     if !status.success() {
         let tail: Vec<String> = tail.into();

@@ -8,6 +8,8 @@ pub(crate) mod hash;
 pub(crate) mod standin;
 pub(crate) mod toolbox;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptionsBuilder;
@@ -97,6 +99,39 @@ pub(crate) async fn resolve(
         reference: image.reference,
         built: image.built,
     })
+}
+
+/// Every image the stack's manifests name, resolved with [`resolve`], keyed by the manifest's
+/// reference. Notices (stand-ins used) go to `on_notice`.
+pub(crate) async fn resolve_stack(
+    ctx: &Context,
+    docker: &Docker,
+    stack: &crate::stack::Stack,
+    on_progress: &(dyn Fn(&str) + Sync),
+    on_notice: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<BTreeMap<String, Resolved>> {
+    let mut resolved = BTreeMap::new();
+    for workload in &stack.workloads {
+        for container in &workload.pod_spec.containers {
+            let Some(manifest_image) = &container.image else {
+                continue;
+            };
+            if resolved.contains_key(manifest_image) {
+                continue;
+            }
+            on_progress(manifest_image);
+            let image = resolve(ctx, docker, manifest_image, on_progress)
+                .await
+                .with_context(|| {
+                    format!("preparing image {manifest_image} for {}", workload.name)
+                })?;
+            if let Some(notice) = &image.notice {
+                on_notice(notice);
+            }
+            resolved.insert(manifest_image.clone(), image);
+        }
+    }
+    Ok(resolved)
 }
 
 /// Pulls an image, reporting the engine's progress lines.

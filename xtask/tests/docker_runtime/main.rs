@@ -278,3 +278,84 @@ fn commands_other_than_dev_ask_for_dev_first_on_a_fresh_checkout() {
         run.assert_fails_with("cargo xtask dev");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_dev_at_once_and_leaves_no_process_behind() {
+    use std::io::{BufRead as _, BufReader};
+    let image = helpers::busybox_image().await;
+    let manifests =
+        one_workload_manifests(&image, &["/bin/sh", "-c", "exec sleep 600"], &["false"]);
+    let mut stack = TestStack::new("ctrlc");
+    stack.manifests = Some(manifests.path().to_path_buf());
+    let mut child = stack
+        .command(&["dev", "--no-open", "--timeout", "600"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Starting broken") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "dev ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let sent = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed().as_secs() < 30,
+            "dev still runs 30 s after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    eprintln!("dev stopped {:?} after SIGINT", sent.elapsed());
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("interrupted"), "{seen}{rest}");
+    // Nothing started by that run is still running: no process carries its stack's name.
+    let marker = format!("WANDER_STACK={}", stack.name);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.split('\0').any(|var| var == marker),
+            "process {:?} outlived the interrupted dev",
+            entry.file_name()
+        );
+    }
+    // Running dev again continues from there: the container it made is reused, not recreated.
+    let run = stack.run(&["dev", "--no-open", "--timeout", "1"]);
+    run.assert_fails_with("broken was not ready after 1s");
+    assert!(!run.stderr.contains("created"), "{run:#?}");
+}
+
+#[test]
+fn commands_name_the_services_there_are_when_given_an_unknown_one() {
+    let stack = TestStack::new("unknownsvc");
+    // As after a first `dev`: the state folder holds the generated secrets.
+    let secrets = stack.state.path().join("secrets.json");
+    std::fs::write(&secrets, r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    for args in [
+        &["logs", "apii"][..],
+        &["shell", "nope"],
+        &["port-forward", "nope"],
+    ] {
+        let run = stack.run(args);
+        run.assert_fails_with("postgres, redis, api, web");
+    }
+}
