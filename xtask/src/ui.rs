@@ -103,52 +103,41 @@ impl Ui {
         self.timings.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    fn paint_dim(&self, text: &str) -> String {
+    /// `text` styled when colour is on, as it is otherwise.
+    fn paint(
+        &self,
+        text: &str,
+        styled: fn(console::StyledObject<String>) -> console::StyledObject<String>,
+    ) -> String {
         if self.color {
-            style(text).dim().to_string()
+            styled(style(text.to_owned())).to_string()
         } else {
             text.to_owned()
         }
+    }
+
+    fn paint_dim(&self, text: &str) -> String {
+        self.paint(text, console::StyledObject::dim)
     }
 
     fn paint_cyan(&self, text: &str) -> String {
-        if self.color {
-            style(text).cyan().bold().to_string()
-        } else {
-            text.to_owned()
-        }
+        self.paint(text, |s| s.cyan().bold())
     }
 
     fn paint_yellow(&self, text: &str) -> String {
-        if self.color {
-            style(text).yellow().bold().to_string()
-        } else {
-            text.to_owned()
-        }
+        self.paint(text, |s| s.yellow().bold())
     }
 
     pub(crate) fn paint_green(&self, text: &str) -> String {
-        if self.color {
-            style(text).green().bold().to_string()
-        } else {
-            text.to_owned()
-        }
+        self.paint(text, |s| s.green().bold())
     }
 
     pub(crate) fn paint_red(&self, text: &str) -> String {
-        if self.color {
-            style(text).red().bold().to_string()
-        } else {
-            text.to_owned()
-        }
+        self.paint(text, |s| s.red().bold())
     }
 
     pub(crate) fn paint_bold(&self, text: &str) -> String {
-        if self.color {
-            style(text).bold().to_string()
-        } else {
-            text.to_owned()
-        }
+        self.paint(text, console::StyledObject::bold)
     }
 }
 

@@ -7,6 +7,7 @@
 //! Figures are measured and reported, never asserted: a slow machine must not fail a build.
 
 pub(crate) mod api;
+pub(crate) mod dev;
 pub(crate) mod web;
 mod wrk;
 
@@ -63,6 +64,13 @@ pub(crate) enum Target {
     /// every resource it loads) and its requests to other origins. Prints a table and writes
     /// the figures as JSON. Fails when wrk sees error answers or socket errors.
     Web(web::Args),
+    /// Time `cargo xtask dev` on the docker runtime: cold (images cached, no containers), warm
+    /// (nothing changed) and after a one-line change in the API until the new API answers; and
+    /// weigh the API and web images.
+    ///
+    /// Runs on a stack of its own (its own name and host ports), so a running stack is left
+    /// alone; the edit of api/src/lib.rs is undone whatever happens.
+    Dev(dev::Args),
 }
 
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
@@ -76,6 +84,7 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let result = match &args.target {
         Target::Api(args) => api::run(&mut session, args),
         Target::Web(args) => web::run(&mut session, args),
+        Target::Dev(args) => dev::run(&mut session, args),
     };
     // Whatever failed after Ctrl-C failed because of it (the servers got it too); everything
     // the benchmark started has been dropped, so stopped, by now.

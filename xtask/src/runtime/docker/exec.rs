@@ -176,10 +176,20 @@ struct Helper {
 impl Helper {
     async fn start(docker: &Docker, target: &str, image: &str) -> anyhow::Result<Self> {
         let joined = format!("container:{target}");
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (DEBUG_ROLE_LABEL.0.to_owned(), DEBUG_ROLE_LABEL.1.to_owned()),
             ("dev.wander.debug-target".to_owned(), target.to_owned()),
         ]);
+        // The target's stack label too, so that a helper left behind by a killed `shell` is
+        // removed by that stack's `down`.
+        if let Ok(details) = docker.inspect_container(target, None).await
+            && let Some(stack) = details
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|mut l| l.remove(super::names::LABEL_STACK))
+        {
+            labels.insert(super::names::LABEL_STACK.to_owned(), stack);
+        }
         let config = ContainerCreateBody {
             image: Some(image.to_owned()),
             // The helper only idles; commands run in it as execs, which gives them the same
