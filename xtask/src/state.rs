@@ -70,7 +70,6 @@ impl StateDir {
         Self { dir }
     }
 
-    #[cfg(test)]
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.dir
     }

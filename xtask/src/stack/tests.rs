@@ -121,6 +121,7 @@ fn the_real_manifests_load_into_the_expected_graph() {
         [
             "manifests/namespace.yaml Namespace/wander",
             "manifests/config.yaml ConfigMap/wander-config",
+            "manifests/config.yaml ConfigMap/redis-config",
             "manifests/postgres.yaml Service/postgres",
             "manifests/postgres.yaml StatefulSet/postgres",
             "manifests/redis.yaml Service/redis",
@@ -268,7 +269,7 @@ fn a_misspelled_field_is_reported_with_its_file_object_and_path() {
             "redis.yaml",
             "emptyDir: {}",
             "emptyDir: {medum: Memory}",
-            "manifests/redis.yaml: Deployment/redis: spec.template.spec.volumes[0].emptyDir.medum: unknown field",
+            "manifests/redis.yaml: Deployment/redis: spec.template.spec.volumes[1].emptyDir.medum: unknown field",
         ),
         (
             "config.yaml",

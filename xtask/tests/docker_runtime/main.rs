@@ -147,6 +147,27 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     assert!(run.stderr.contains("(0 of 4 services changed)"), "{run:#?}");
     assert_eq!(container_ids(&stack.name).await, before);
 
+    // A change to one service replaces that service only.
+    let manifests = copy_manifests();
+    edit(
+        manifests.path(),
+        "api.yaml",
+        "            - name: API_ADDR\n",
+        "            - name: RUST_LOG\n              value: info\n            - name: API_ADDR\n",
+    );
+    let mut changed = stack.command(&["dev", "--no-open"]);
+    changed.env("WANDER_MANIFESTS", manifests.path());
+    let run: helpers::Run = changed.output().unwrap().into();
+    run.assert_ok();
+    assert!(run.stderr.contains("(1 of 4 services changed)"), "{run:#?}");
+    assert!(run.stderr.contains("Starting api replaced"), "{run:#?}");
+    let after = container_ids(&stack.name).await;
+    assert_eq!(
+        before.iter().filter(|id| after.contains(id)).count(),
+        3,
+        "only the API's container may change"
+    );
+
     // down keeps the data unless asked; down --volumes leaves nothing behind.
     let run = stack.run(&["down"]);
     run.assert_ok();

@@ -168,6 +168,9 @@ impl DockerRuntime {
             None => Applied::Created,
         };
         self.ensure_volumes(plan).await?;
+        for files in &plan.file_mounts {
+            files.write()?;
+        }
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
             .create_container(Some(options), plan.create_body(&self.names))

@@ -44,6 +44,9 @@ pub(crate) struct ContainerPlan {
     pub(crate) tmpfs: BTreeMap<String, i64>,
     /// Mount path → named volume.
     pub(crate) volumes: BTreeMap<String, String>,
+    /// Files from ConfigMaps and the generated Secret, written on the host and bind-mounted
+    /// read-only (the docker engine cannot mount an object's data directly).
+    pub(crate) file_mounts: Vec<FileMount>,
     /// Names by which the other containers reach this one (its Services, and the workload).
     pub(crate) aliases: Vec<String>,
     pub(crate) published: Vec<Published>,
@@ -51,6 +54,54 @@ pub(crate) struct ContainerPlan {
     pub(crate) nano_cpus: Option<i64>,
     pub(crate) readiness: Option<Readiness>,
     pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// A ConfigMap or Secret volume as files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct FileMount {
+    /// The folder the files are written to, under the state folder.
+    pub(crate) host_dir: std::path::PathBuf,
+    /// Where the container sees them.
+    pub(crate) target: String,
+    /// One file of the set mounted alone (`subPath`), rather than the folder.
+    pub(crate) sub_path: Option<String>,
+    /// Relative path → content.
+    pub(crate) files: BTreeMap<String, String>,
+    /// The files' permission bits (`defaultMode`, 0644 unless set).
+    pub(crate) mode: u32,
+}
+
+impl FileMount {
+    /// Writes the files afresh: a key removed from the ConfigMap disappears from the folder.
+    pub(crate) fn write(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = &self.host_dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        for (name, content) in &self.files {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
+            }
+            std::fs::write(&path, content)
+                .with_context(|| format!("writing {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(self.mode))?;
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
+    fn source(&self) -> String {
+        let dir = match &self.sub_path {
+            Some(sub) => self.host_dir.join(sub),
+            None => self.host_dir.clone(),
+        };
+        dir.to_string_lossy().into_owned()
+    }
 }
 
 /// A container port published on the host.
@@ -110,6 +161,13 @@ impl ContainerPlan {
                 target: Some(path.clone()),
                 source: Some(volume.clone()),
                 typ: Some(MountType::VOLUME),
+                ..Mount::default()
+            }))
+            .chain(self.file_mounts.iter().map(|files| Mount {
+                target: Some(files.target.clone()),
+                source: Some(files.source()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
                 ..Mount::default()
             }))
             .collect();
@@ -182,6 +240,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) images: &'a BTreeMap<String, String>,
     /// Host port overrides by Service name (tests and side-by-side stacks).
     pub(crate) host_ports: &'a BTreeMap<String, u16>,
+    /// Where ConfigMap and Secret volumes are written as files.
+    pub(crate) files_root: &'a std::path::Path,
 }
 
 /// Plans the container of one workload.
@@ -252,6 +312,7 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
 
     let mut tmpfs = BTreeMap::new();
     let mut volumes = BTreeMap::new();
+    let mut file_mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let pod_volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name);
         if let Some(volume) = pod_volume {
@@ -266,6 +327,19 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
                     mount.mount_path.clone(),
                     inputs.names.volume(&claim.claim_name, None),
                 );
+            } else if volume.config_map.is_some() || volume.secret.is_some() {
+                let (files, mode) =
+                    volume_files(volume, inputs).with_context(|| what(&volume.name))?;
+                file_mounts.push(FileMount {
+                    host_dir: inputs
+                        .files_root
+                        .join(inputs.names.container(&workload.name))
+                        .join(&volume.name),
+                    target: mount.mount_path.clone(),
+                    sub_path: mount.sub_path.clone().filter(|p| !p.is_empty()),
+                    files,
+                    mode,
+                });
             } else {
                 bail!(what(&format!(
                     "volume {} is neither an emptyDir nor a claim, which the docker runtime does not support",
@@ -354,6 +428,7 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
         no_new_privileges,
         tmpfs,
         volumes,
+        file_mounts,
         aliases,
         published,
         memory_bytes,
@@ -470,6 +545,65 @@ fn check_secret_name(name: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The files of a ConfigMap or Secret volume (all keys, or the `items` chosen, under their
+/// paths) and their mode.
+fn volume_files(
+    volume: &k8s_openapi::api::core::v1::Volume,
+    inputs: &Inputs<'_>,
+) -> anyhow::Result<(BTreeMap<String, String>, u32)> {
+    let (data, items, default_mode): (BTreeMap<String, String>, _, _) =
+        if let Some(source) = &volume.config_map {
+            let map = inputs
+                .stack
+                .config_map(&source.name)
+                .ok_or_else(|| anyhow!("ConfigMap {} does not exist", source.name))?;
+            (
+                map.data.clone().unwrap_or_default(),
+                source.items.as_ref(),
+                source.default_mode,
+            )
+        } else if let Some(source) = &volume.secret {
+            let name = source.secret_name.as_deref().unwrap_or_default();
+            check_secret_name(name)?;
+            (
+                inputs
+                    .secrets
+                    .entries()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                source.items.as_ref(),
+                source.default_mode,
+            )
+        } else {
+            bail!("not a ConfigMap or Secret volume");
+        };
+    let files = match items {
+        None => data,
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                let content = data
+                    .get(&item.key)
+                    .ok_or_else(|| anyhow!("no key {} to project", item.key))?;
+                if item
+                    .path
+                    .split('/')
+                    .any(|part| part == ".." || part.is_empty())
+                {
+                    bail!("the item path {:?} must stay inside the volume", item.path);
+                }
+                Ok((item.path.clone(), content.clone()))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let mode = u32::try_from(default_mode.unwrap_or(0o644))
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| anyhow!("defaultMode must be between 0 and 0777"))?;
+    Ok((files, mode))
+}
+
 /// `postgres-password` → `POSTGRES_PASSWORD`, for `envFrom` of the generated Secret.
 fn env_name(key: &str) -> String {
     key.replace('-', "_").to_uppercase()
@@ -568,4 +702,288 @@ pub(crate) fn nano_cpus(quantity: &Quantity) -> anyhow::Result<i64> {
     }
     #[allow(clippy::cast_possible_truncation)] // range checked above
     Ok(nanos as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    struct Fixture {
+        stack: Stack,
+        names: Names,
+        secrets: Secrets,
+        images: BTreeMap<String, String>,
+        host_ports: BTreeMap<String, u16>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let stack = Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap();
+            let images = stack
+                .workloads
+                .iter()
+                .flat_map(|w| w.pod_spec.containers.iter())
+                .filter_map(|c| c.image.clone())
+                .map(|image| (image.clone(), format!("local/{image}")))
+                .collect();
+            Self {
+                stack,
+                names: Names::new("wander"),
+                secrets: Secrets {
+                    postgres_password: "pw0".into(),
+                    api_token: "tok0".into(),
+                },
+                images,
+                host_ports: BTreeMap::new(),
+            }
+        }
+
+        fn plan(&self, workload: &str) -> anyhow::Result<ContainerPlan> {
+            self.plan_of(self.stack.workload(workload).unwrap())
+        }
+
+        fn plan_of(&self, workload: &Workload) -> anyhow::Result<ContainerPlan> {
+            plan(
+                workload,
+                &Inputs {
+                    stack: &self.stack,
+                    names: &self.names,
+                    secrets: &self.secrets,
+                    images: &self.images,
+                    host_ports: &self.host_ports,
+                    files_root: Path::new("/state/files"),
+                },
+            )
+        }
+    }
+
+    fn env<'a>(plan: &'a ContainerPlan, name: &str) -> Option<&'a str> {
+        plan.env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    #[test]
+    fn the_api_runs_as_its_manifest_says() {
+        let fixture = Fixture::new();
+        let api = fixture.plan("api").unwrap();
+        assert_eq!(api.container_name, "wander-api");
+        assert_eq!(api.image, "local/wander/api:dev");
+        assert_eq!(
+            env(&api, "DATABASE_URL"),
+            Some("postgres://wander:pw0@postgres:5432/wander")
+        );
+        assert_eq!(env(&api, "API_TOKEN"), Some("tok0"));
+        assert_eq!(env(&api, "REDIS_URL"), Some("redis://redis:6379"));
+        assert_eq!(env(&api, "LOG_FORMAT"), Some("json"));
+        assert_eq!(api.user.as_deref(), Some("65532:65532"));
+        assert!(api.read_only_root && api.drop_all_capabilities && api.no_new_privileges);
+        assert_eq!(api.tmpfs.keys().collect::<Vec<_>>(), ["/tmp"]);
+        assert_eq!(api.aliases, ["api"]);
+        assert_eq!(
+            api.published,
+            [Published {
+                service: "api".into(),
+                container_port: 8080,
+                host_ip: "127.0.0.1".into(),
+                host_port: 8080,
+            }]
+        );
+        assert_eq!(api.memory_bytes, Some(256 * 1024 * 1024));
+        assert_eq!(api.nano_cpus, Some(1_000_000_000));
+        assert_eq!(
+            api.readiness.as_ref().map(|r| &r.check),
+            Some(&Check::Http {
+                port: 8080,
+                path: "/health".into()
+            })
+        );
+        assert_eq!(
+            api.labels.get(LABEL_STACK).map(String::as_str),
+            Some("wander")
+        );
+        assert_eq!(
+            api.labels.get(LABEL_WORKLOAD).map(String::as_str),
+            Some("api")
+        );
+    }
+
+    #[test]
+    fn the_database_keeps_its_data_in_a_named_volume_and_is_probed_inside() {
+        let fixture = Fixture::new();
+        let postgres = fixture.plan("postgres").unwrap();
+        assert_eq!(
+            postgres
+                .volumes
+                .get("/var/lib/postgresql/data")
+                .map(String::as_str),
+            Some("wander-data-postgres")
+        );
+        assert!(postgres.tmpfs.contains_key("/var/run/postgresql"));
+        assert!(
+            postgres.published.is_empty(),
+            "the database is not published"
+        );
+        assert_eq!(env(&postgres, "POSTGRES_PASSWORD"), Some("pw0"));
+        assert_eq!(postgres.user.as_deref(), Some("999:999"));
+        let Some(Readiness {
+            check: Check::Exec(command),
+            ..
+        }) = &postgres.readiness
+        else {
+            panic!("{:?}", postgres.readiness)
+        };
+        assert_eq!(command[0], "pg_isready");
+    }
+
+    #[test]
+    fn config_map_volumes_become_read_only_files() {
+        let fixture = Fixture::new();
+        let redis = fixture.plan("redis").unwrap();
+        let [files] = redis.file_mounts.as_slice() else {
+            panic!("{:?}", redis.file_mounts)
+        };
+        assert_eq!(files.target, "/etc/redis");
+        assert_eq!(
+            files.host_dir,
+            Path::new("/state/files/wander-redis/config")
+        );
+        assert!(files.files["redis.conf"].contains("maxmemory-policy allkeys-lru"));
+        assert_eq!(files.mode, 0o644);
+        let body = redis.create_body(&fixture.names);
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let bind = mounts
+            .iter()
+            .find(|m| m.typ == Some(MountType::BIND))
+            .unwrap();
+        assert_eq!(bind.read_only, Some(true));
+        assert_eq!(
+            bind.source.as_deref(),
+            Some("/state/files/wander-redis/config")
+        );
+        assert_eq!(
+            redis.cmd.as_deref(),
+            Some(
+                &[
+                    "redis-server".to_owned(),
+                    "/etc/redis/redis.conf".to_owned()
+                ][..]
+            )
+        );
+    }
+
+    #[test]
+    fn files_are_written_afresh_with_their_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mount = FileMount {
+            host_dir: dir.path().join("wander-redis/config"),
+            target: "/etc/redis".into(),
+            sub_path: None,
+            files: BTreeMap::from([("redis.conf".to_owned(), "port 1\n".to_owned())]),
+            mode: 0o640,
+        };
+        std::fs::create_dir_all(&mount.host_dir).unwrap();
+        std::fs::write(mount.host_dir.join("stale.conf"), "old").unwrap();
+        mount.write().unwrap();
+        assert!(!mount.host_dir.join("stale.conf").exists());
+        let file = mount.host_dir.join("redis.conf");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "port 1\n");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn host_ports_can_be_moved_and_the_plan_hash_follows_every_input() {
+        let mut fixture = Fixture::new();
+        let before = fixture.plan("web").unwrap();
+        assert_eq!(before.published[0].host_port, 3000);
+        assert_eq!(fixture.plan("web").unwrap().hash(), before.hash(), "stable");
+        fixture.host_ports.insert("web".into(), 13000);
+        let moved = fixture.plan("web").unwrap();
+        assert_eq!(moved.published[0].host_port, 13000);
+        assert_ne!(moved.hash(), before.hash());
+        fixture
+            .images
+            .insert("wander/web:dev".into(), "local/web:other".into());
+        assert_ne!(fixture.plan("web").unwrap().hash(), moved.hash());
+        fixture.secrets.api_token = "tok1".into();
+        let api_before = Fixture::new().plan("api").unwrap();
+        assert_ne!(
+            fixture.plan("api").unwrap().hash(),
+            api_before.hash(),
+            "a new token recreates the API"
+        );
+    }
+
+    #[test]
+    fn references_outside_the_stack_are_refused() {
+        let fixture = Fixture::new();
+        let mut api = fixture.stack.workload("api").unwrap().clone();
+        let env = api.pod_spec.containers[0].env.as_mut().unwrap();
+        let token = env.iter_mut().find(|v| v.name == "API_TOKEN").unwrap();
+        let reference = token
+            .value_from
+            .as_mut()
+            .unwrap()
+            .secret_key_ref
+            .as_mut()
+            .unwrap();
+        reference.name = "someone-elses-secret".into();
+        let err = format!("{:#}", fixture.plan_of(&api).unwrap_err());
+        assert!(err.contains("someone-elses-secret"), "{err}");
+
+        let mut web = fixture.stack.workload("web").unwrap().clone();
+        web.pod_spec.containers[0].image = Some("unknown/image:1".into());
+        let err = format!("{:#}", fixture.plan_of(&web).unwrap_err());
+        assert!(err.contains("no local image for unknown/image:1"), "{err}");
+
+        let mut two = fixture.stack.workload("web").unwrap().clone();
+        two.pod_spec
+            .containers
+            .push(two.pod_spec.containers[0].clone());
+        let err = format!("{:#}", fixture.plan_of(&two).unwrap_err());
+        assert!(err.contains("exactly one container"), "{err}");
+    }
+
+    #[test]
+    fn quantities_convert_as_kubernetes_reads_them() {
+        let q = |s: &str| Quantity(s.to_owned());
+        for (text, bytes) in [
+            ("256Mi", 268_435_456),
+            ("1Gi", 1_073_741_824),
+            ("64Ki", 65_536),
+            ("500M", 500_000_000),
+            ("1e6", 1_000_000),
+            ("1048576", 1_048_576),
+            ("1.5Gi", 1_610_612_736),
+        ] {
+            assert_eq!(memory_bytes(&q(text)).unwrap(), bytes, "{text}");
+        }
+        for bad in ["", "Mi", "12Xi", "-1Gi", "0", "1e30", "ten"] {
+            assert!(memory_bytes(&q(bad)).is_err(), "{bad}");
+        }
+        for (text, nanos) in [
+            ("500m", 500_000_000),
+            ("1", 1_000_000_000),
+            ("0.25", 250_000_000),
+            ("2", 2_000_000_000),
+        ] {
+            assert_eq!(nano_cpus(&q(text)).unwrap(), nanos, "{text}");
+        }
+        for bad in ["", "m", "-1", "0", "0m", "lots", "1e20"] {
+            assert!(nano_cpus(&q(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_become_variable_names() {
+        assert_eq!(env_name("postgres-password"), "POSTGRES_PASSWORD");
+        assert_eq!(env_name("api-token"), "API_TOKEN");
+    }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Session {
     pub(crate) host_ports: BTreeMap<String, u16>,
     /// The repository root (for `db/`).
     pub(crate) root: std::path::PathBuf,
+    /// Where ConfigMap and Secret volumes are written as files (in the state folder).
+    pub(crate) files_root: std::path::PathBuf,
 }
 
 /// Whether secrets may be created: only `dev` does; the others need an existing stack.
@@ -54,6 +56,7 @@ impl Session {
             secrets,
             host_ports,
             root: ctx.root().to_path_buf(),
+            files_root: state.path().join("files"),
         })
     }
 
@@ -72,6 +75,7 @@ impl Session {
             secrets: &self.secrets,
             images,
             host_ports: &self.host_ports,
+            files_root: &self.files_root,
         };
         self.stack
             .workloads
@@ -261,4 +265,56 @@ pub(crate) fn host_port_overrides(
         }
     }
     Ok(overrides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack() -> Stack {
+        Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
+    }
+
+    #[test]
+    fn host_ports_move_per_service_and_bad_values_are_refused() {
+        let stack = stack();
+        let none = host_port_overrides(&stack, |_| None).unwrap();
+        assert!(none.is_empty());
+        let moved = host_port_overrides(&stack, |name| {
+            (name == "WANDER_API_PORT").then(|| " 18080 ".to_owned())
+        })
+        .unwrap();
+        assert_eq!(moved, BTreeMap::from([("api".to_owned(), 18080)]));
+        for bad in ["0", "65536", "-1", "abc", "", "80 80", "8080; rm -rf /"] {
+            let err = host_port_overrides(&stack, |name| {
+                (name == "WANDER_WEB_PORT").then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("WANDER_WEB_PORT"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn psql_gets_the_stack_user_and_database_as_separate_arguments() {
+        let database = Database {
+            container: "wander-postgres".into(),
+            user: "wander".into(),
+            name: "wander db".into(),
+        };
+        let cmd = database.psql(&["-c", "SELECT 1; DROP TABLE x"]);
+        assert_eq!(cmd[0], "psql");
+        assert!(cmd.windows(2).any(|w| w == ["-d", "wander db"]));
+        assert_eq!(
+            cmd.last().map(String::as_str),
+            Some("SELECT 1; DROP TABLE x")
+        );
+    }
+
+    #[test]
+    fn bindings_give_their_host_port() {
+        assert_eq!(host_port_of("127.0.0.1:8080->8080"), Some(8080));
+        assert_eq!(host_port_of("127.0.0.1:13000->3000"), Some(13000));
+        assert_eq!(host_port_of(":->5432"), None);
+        assert_eq!(host_port_of("garbage"), None);
+    }
 }
