@@ -102,7 +102,8 @@ pub(crate) async fn resolve(
 }
 
 /// Every image the stack's manifests name, resolved with [`resolve`], keyed by the manifest's
-/// reference. Notices (stand-ins used) go to `on_notice`.
+/// reference. They are prepared side by side: a stand-in's download overlaps an app's compile.
+/// Notices (stand-ins used) go to `on_notice`.
 pub(crate) async fn resolve_stack(
     ctx: &Context,
     docker: &Docker,
@@ -110,25 +111,33 @@ pub(crate) async fn resolve_stack(
     on_progress: &(dyn Fn(&str) + Sync),
     on_notice: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<BTreeMap<String, Resolved>> {
-    let mut resolved = BTreeMap::new();
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
     for workload in &stack.workloads {
-        for container in &workload.pod_spec.containers {
-            let Some(manifest_image) = &container.image else {
-                continue;
-            };
-            if resolved.contains_key(manifest_image) {
-                continue;
+        for image in workload
+            .pod_spec
+            .containers
+            .iter()
+            .filter_map(|c| c.image.as_deref())
+        {
+            if !wanted.iter().any(|(known, _)| *known == image) {
+                wanted.push((image, &workload.name));
             }
-            on_progress(manifest_image);
-            let image = resolve(ctx, docker, manifest_image, on_progress)
-                .await
-                .with_context(|| {
-                    format!("preparing image {manifest_image} for {}", workload.name)
-                })?;
-            if let Some(notice) = &image.notice {
-                on_notice(notice);
-            }
-            resolved.insert(manifest_image.clone(), image);
+        }
+    }
+    let preparing = wanted.iter().map(|&(image, workload)| async move {
+        on_progress(image);
+        let resolved = resolve(ctx, docker, image, on_progress)
+            .await
+            .with_context(|| format!("preparing image {image} for {workload}"))?;
+        anyhow::Ok((image.to_owned(), resolved))
+    });
+    let resolved: BTreeMap<String, Resolved> = futures_util::future::try_join_all(preparing)
+        .await?
+        .into_iter()
+        .collect();
+    for image in resolved.values() {
+        if let Some(notice) = &image.notice {
+            on_notice(notice);
         }
     }
     Ok(resolved)

@@ -188,7 +188,12 @@ async fn ensure_standin(
             built: false,
         });
     }
-    let base = ensure_base(ctx, docker, on_progress).await?;
+    let base = {
+        // Both stand-ins need the base, and may be prepared side by side: one debootstrap.
+        static BUILDING_BASE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _only_one = BUILDING_BASE.lock().await;
+        ensure_base(ctx, docker, on_progress).await?
+    };
     let context = standin_context(standin, &base.reference)?;
     let labels = HashMap::from([(LABEL.to_owned(), standin.name.to_owned())]);
     build(docker, context, &reference, &labels, on_progress).await?;
