@@ -47,7 +47,8 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             ExecIo {
                 tty: true,
                 forward_stdin: true,
-                env: Vec::new(),
+                // The root filesystem is read-only; /tmp is the container's scratch space.
+                env: vec!["PSQL_HISTORY=/tmp/.psql_history".to_owned()],
             },
         ),
     };

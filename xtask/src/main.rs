@@ -191,23 +191,29 @@ impl Context {
         )
     }
 
-    /// The runtime to use: the one asked for, else kind when installed, else docker (saying so).
+    /// The runtime to use: the one asked for, else the default (saying which, in one line).
     pub(crate) fn runtime(&self) -> RuntimeKind {
         self.runtime.unwrap_or_else(|| {
-            let chosen = RuntimeKind::detect();
-            if chosen == RuntimeKind::Docker {
-                self.ui
-                    .note("kind is not installed: using the docker runtime (--runtime docker)");
-            }
+            let (chosen, why) = RuntimeKind::default_for(which::which("kind").is_ok());
+            self.ui.note(why);
             chosen
         })
     }
 }
 
+/// What Ctrl-C means to a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// It changes the stack and was cut short: say that running it again continues.
+    Resumable,
+    /// Ctrl-C is how it normally ends (`logs -f`, `port-forward`, a shell) or it only looks.
+    Quiet,
+}
+
 /// Runs an async command on a fresh runtime. Ctrl-C (or SIGTERM) abandons it at once: dropping
 /// its futures cancels the engine requests in flight and kills the child processes started with
 /// `kill_on_drop`; what it created stays consistent, so running the command again continues.
-fn run_async<F>(ctx: &Context, command: F) -> anyhow::Result<ExitCode>
+fn run_async<F>(ctx: &Context, stop: Stop, command: F) -> anyhow::Result<ExitCode>
 where
     F: Future<Output = anyhow::Result<ExitCode>>,
 {
@@ -223,8 +229,10 @@ where
     if let Some(result) = outcome? {
         return result;
     }
-    ctx.ui()
-        .warn("interrupted; run the same command again to continue where it stopped");
+    if stop == Stop::Resumable {
+        ctx.ui()
+            .warn("interrupted; run the same command again to continue where it stopped");
+    }
     Ok(ExitCode::from(interrupt::EXIT_INTERRUPTED))
 }
 
@@ -240,15 +248,15 @@ fn main() -> ExitCode {
     };
     let ctx = Context::new(verbosity, cli.runtime);
     let result = match cli.command {
-        Command::Dev(args) => run_async(&ctx, dev::run(&ctx, args)),
-        Command::Down(args) => run_async(&ctx, down::run(&ctx, args)),
-        Command::Status(args) => run_async(&ctx, status::run(&ctx, args)),
-        Command::Logs(args) => run_async(&ctx, logs::run(&ctx, args)),
-        Command::Shell(args) => run_async(&ctx, shell::run(&ctx, args)),
-        Command::DbShell(args) => run_async(&ctx, db_shell::run(&ctx, args)),
-        Command::Seed(args) => run_async(&ctx, seed::run(&ctx, args)),
-        Command::PortForward(args) => run_async(&ctx, port_forward::run(&ctx, args)),
-        Command::Doctor(args) => run_async(&ctx, doctor::command(&ctx, args)),
+        Command::Dev(args) => run_async(&ctx, Stop::Resumable, dev::run(&ctx, args)),
+        Command::Down(args) => run_async(&ctx, Stop::Resumable, down::run(&ctx, args)),
+        Command::Status(args) => run_async(&ctx, Stop::Quiet, status::run(&ctx, args)),
+        Command::Logs(args) => run_async(&ctx, Stop::Quiet, logs::run(&ctx, args)),
+        Command::Shell(args) => run_async(&ctx, Stop::Quiet, shell::run(&ctx, args)),
+        Command::DbShell(args) => run_async(&ctx, Stop::Quiet, db_shell::run(&ctx, args)),
+        Command::Seed(args) => run_async(&ctx, Stop::Resumable, seed::run(&ctx, args)),
+        Command::PortForward(args) => run_async(&ctx, Stop::Quiet, port_forward::run(&ctx, args)),
+        Command::Doctor(args) => run_async(&ctx, Stop::Quiet, doctor::command(&ctx, args)),
         Command::Token => token::run(&ctx),
         Command::Completions(args) => completions::run(&mut Cli::command(), &args),
         Command::Test(args) => test::run(&ctx, &args),

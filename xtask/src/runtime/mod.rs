@@ -13,12 +13,34 @@ pub(crate) enum RuntimeKind {
 }
 
 impl RuntimeKind {
-    /// kind when the `kind` program is on PATH, else docker.
-    pub(crate) fn detect() -> Self {
-        if which::which("kind").is_ok() {
-            Self::Kind
+    /// The runtime used without `--runtime`, and the notice that says so. kind will be the
+    /// default where it is installed once the kind runtime is built; until then docker is, so
+    /// that `cargo xtask dev` works wherever Docker does.
+    pub(crate) fn default_for(kind_installed: bool) -> (Self, &'static str) {
+        if kind_installed {
+            (
+                Self::Docker,
+                "using the docker runtime: the kind runtime is not part of this build yet",
+            )
         } else {
-            Self::Docker
+            (
+                Self::Docker,
+                "kind is not installed: using the docker runtime (--runtime docker)",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_flag_the_docker_runtime_runs_and_says_so() {
+        for installed in [true, false] {
+            let (chosen, why) = RuntimeKind::default_for(installed);
+            assert_eq!(chosen, RuntimeKind::Docker);
+            assert!(why.contains("docker runtime"), "{why}");
         }
     }
 }
