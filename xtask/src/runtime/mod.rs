@@ -31,6 +31,9 @@ impl RuntimeKind {
     }
 }
 
+/// What the kind runtime says until it exists (issue 5).
+pub(crate) const KIND_NOT_AVAILABLE: &str = "the kind runtime is not part of this build yet; run with `--runtime docker` (or set WANDER_RUNTIME=docker)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +47,3 @@ mod tests {
         }
     }
 }
-
-/// What the kind runtime says until it exists (issue 5).
-pub(crate) const KIND_NOT_AVAILABLE: &str = "the kind runtime is not part of this build yet; run with `--runtime docker` (or set WANDER_RUNTIME=docker)";
