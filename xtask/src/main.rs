@@ -265,6 +265,17 @@ fn main() -> ExitCode {
         Command::SqlxPrepare(args) => sqlx_prepare::run(&ctx, &args),
     };
     result.unwrap_or_else(|err| {
+        // Output piped into `head` or a closed pager: the reader has what it wanted.
+        let broken_pipe = err.chain().any(|cause| {
+            let kind = cause
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind)
+                .or_else(|| cause.downcast_ref::<serde_json::Error>()?.io_error_kind());
+            kind == Some(std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("{} {err:#}", ctx.ui().paint_red("error:"));
         ExitCode::FAILURE
     })
