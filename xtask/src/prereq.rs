@@ -273,7 +273,7 @@ fn parse_kind_version(output: &str) -> Option<&str> {
 }
 
 /// How to install kind on this OS, with the docker runtime as the way around it.
-fn kind_fix(os: &str, arch: &str) -> String {
+pub(crate) fn kind_fix(os: &str, arch: &str) -> String {
     let arch = match arch {
         "aarch64" => "arm64",
         _ => "amd64",

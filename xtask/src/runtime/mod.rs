@@ -2,6 +2,7 @@
 //! 2): `kind`, a real Kubernetes cluster, and `docker`, containers straight on the engine.
 
 pub(crate) mod docker;
+pub(crate) mod kind;
 
 /// The runtime chosen with `--runtime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,0 +1,15 @@
+//! The kind runtime: the stack on a local kind cluster, driven through kube-rs (DESIGN.md
+//! decision 2).
+//!
+//! Built so far, and tested without a cluster: the cluster's lifecycle through the one `kind`
+//! runner (`cluster`), images streamed into the nodes (`load`), the rollout rules of `kubectl
+//! rollout status` (`rollout`) and plain-language failure causes (`explain`). The kube-rs client
+//! (server-side apply, watches, port-forward, logs, exec) that ties them into `dev` comes next;
+//! until then the commands refuse `--runtime kind` with a message, so these parts are only
+//! reached by their tests.
+#![allow(dead_code)]
+
+pub(crate) mod cluster;
+pub(crate) mod explain;
+pub(crate) mod load;
+pub(crate) mod rollout;
