@@ -148,7 +148,7 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 .wait_ready(plan, timeout, &step.reporter())
                 .await?;
             step.sub("checking it answers");
-            let detail = verify(&session, plan).await?;
+            let detail = verify(&session, plan, timeout).await?;
             anyhow::Ok((applied, detail))
         }
         .await;
@@ -189,7 +189,14 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// After readiness: the checks that prove each service does its job, not merely runs.
-async fn verify(session: &Session, plan: &ContainerPlan) -> anyhow::Result<String> {
+/// How long a ready API may report `degraded` (Redis not connected yet) before `dev` fails.
+const API_SETTLE: Duration = Duration::from_secs(15);
+
+async fn verify(
+    session: &Session,
+    plan: &ContainerPlan,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let docker = session.runtime.docker();
     let exec = |cmd: Vec<String>| async move {
         crate::runtime::docker::exec::capture(docker, &plan.container_name, &cmd, None, &[]).await
@@ -218,17 +225,27 @@ async fn verify(session: &Session, plan: &ContainerPlan) -> anyhow::Result<Strin
             let Some(url) = published_url(plan, "/health") else {
                 return Ok("ready".to_owned());
             };
-            let body: serde_json::Value = reqwest::get(&url)
-                .await
-                .with_context(|| format!("GET {url}"))?
-                .json()
-                .await
-                .with_context(|| format!("reading GET {url}"))?;
-            let status = body["status"].as_str().unwrap_or("unknown");
-            if status != "ok" {
-                bail!("the API reports {status}: {body}");
+            // A fresh API is ready once the database answers; its Redis connection may take
+            // a moment more, so `degraded` is waited out (briefly) before it counts.
+            let started = std::time::Instant::now();
+            loop {
+                let body: serde_json::Value = reqwest::get(&url)
+                    .await
+                    .with_context(|| format!("GET {url}"))?
+                    .json()
+                    .await
+                    .with_context(|| format!("reading GET {url}"))?;
+                let status = body["status"].as_str().unwrap_or("unknown");
+                if status == "ok" {
+                    return Ok("/health ok".to_owned());
+                }
+                if started.elapsed() > API_SETTLE.min(timeout) {
+                    bail!(
+                        "the API reports {status}: {body}\nnext: `cargo xtask logs api` says why"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Ok("/health ok".to_owned())
         }
         _ => Ok("ready".to_owned()),
     }
