@@ -3,10 +3,11 @@
 use anyhow::bail;
 use bollard::Docker;
 
-/// Connects to the local Docker engine (`DOCKER_HOST`, else the default socket), agrees on an API
-/// version both sides speak, and checks that the daemon answers, not just that a socket exists.
+/// Connects to the Docker engine (`DOCKER_HOST`: `unix://` or plain `tcp://`; else the default
+/// socket), agrees on an API version both sides speak, and checks that the daemon answers, not
+/// just that a socket exists.
 pub(crate) async fn connect() -> anyhow::Result<Docker> {
-    let docker = match Docker::connect_with_local_defaults() {
+    let docker = match Docker::connect_with_defaults() {
         Ok(docker) => docker,
         Err(err) => bail!("{}", unreachable_message(&err)),
     };
@@ -24,6 +25,11 @@ pub(crate) async fn connect() -> anyhow::Result<Docker> {
 fn unreachable_message(err: &bollard::errors::Error) -> String {
     let target =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    if let bollard::errors::Error::UnsupportedURISchemeError { uri } = err {
+        return format!(
+            "DOCKER_HOST={uri} is not supported: use a unix:// socket or a plain tcp:// address (for a remote engine over SSH, forward its socket: `ssh -L /tmp/docker.sock:/var/run/docker.sock host`, then DOCKER_HOST=unix:///tmp/docker.sock)"
+        );
+    }
     format!(
         "the Docker daemon at {target} is not answering ({err}); start it: `sudo systemctl start docker` on Linux, or start Docker Desktop"
     )
@@ -38,4 +44,41 @@ pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsupported_docker_host_says_which_forms_work() {
+        let err = bollard::errors::Error::UnsupportedURISchemeError {
+            uri: "ssh://build-box".into(),
+        };
+        let message = unreachable_message(&err);
+        assert!(message.contains("ssh://build-box"), "{message}");
+        assert!(
+            message.contains("unix://") && message.contains("tcp://"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_nobody_listens_on_is_reported_with_how_to_start_docker() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        // A socket file whose listener is gone: what a stopped daemon leaves behind.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let err = Docker::connect_with_unix(
+            &format!("unix://{}", socket.display()),
+            2,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+        let message = unreachable_message(&err);
+        assert!(message.contains("systemctl start docker"), "{message}");
+    }
 }
