@@ -3,12 +3,15 @@
 //!
 //! Built so far, and tested without a cluster: the cluster's lifecycle through the one `kind`
 //! runner (`cluster`), images streamed into the nodes (`load`), the rollout rules of `kubectl
-//! rollout status` (`rollout`) and plain-language failure causes (`explain`). The kube-rs client
-//! (server-side apply, watches, port-forward, logs, exec) that ties them into `dev` comes next;
+//! rollout status` (`rollout`), plain-language failure causes (`explain`), the kube-rs client for
+//! kind's context only (`client`) and the server-side apply of the stack (`apply`). Watches,
+//! port-forward, logs and exec, and the wiring into `dev`, come next;
 //! until then the commands refuse `--runtime kind` with a message, so these parts are only
 //! reached by their tests.
 #![allow(dead_code)]
 
+pub(crate) mod apply;
+pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod explain;
 pub(crate) mod load;

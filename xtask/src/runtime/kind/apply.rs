@@ -1,0 +1,300 @@
+//! The stack into the cluster: every object of `manifests/` plus the generated Secret, by
+//! server-side apply with the field manager `wander-xtask`, in dependency order.
+//!
+//! Server-side apply makes a run idempotent: applying what the cluster already has changes no
+//! resourceVersion, so nothing restarts and [`Applied::changed`] tells the caller what moved.
+//! Images built by the xtask are pointed at their content-hash tags, so only a service whose
+//! image changed gets a new pod template (and rolls).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use anyhow::bail;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Secret, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{ByteString, NamespaceResourceScope, Resource as _};
+use kube::api::{Api, Patch, PatchParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::images::Resolved;
+use crate::stack::{LOCAL_IMAGE_PREFIX, Object, SECRET_NAME, Stack};
+use crate::state::Secrets;
+
+/// The field manager of every apply: the fields it sets belong to the xtask, and `force` takes
+/// them back from anyone who edited them by hand (a `kubectl edit` is undone by the next `dev`).
+pub(crate) const FIELD_MANAGER: &str = "wander-xtask";
+/// The pull policy of images loaded into the nodes: they are never in a registry.
+const IF_NOT_PRESENT: &str = "IfNotPresent";
+/// Labels the generated Secret carries, like every object of the manifests.
+const SECRET_LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/part-of", "wander"),
+    ("app.kubernetes.io/managed-by", "wander-xtask"),
+];
+
+/// One object applied, for the progress display and the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// `kind:` of the object.
+    pub(crate) kind: &'static str,
+    /// `metadata.name`.
+    pub(crate) name: String,
+    /// Whether the cluster's copy changed (created, or its resourceVersion moved).
+    pub(crate) changed: bool,
+}
+
+/// An object as it is sent to the cluster.
+#[derive(Debug, Clone)]
+enum Desired {
+    Namespace(Namespace),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    Service(Service),
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+}
+
+/// One object to apply, with what messages call it.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    /// `manifests/api.yaml: Deployment/api`, or `generated Secret/wander-secrets`.
+    pub(crate) what: String,
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    desired: Desired,
+}
+
+/// Applies the stack in dependency order (the Namespace, the ConfigMaps, the generated Secret,
+/// then the rest in the manifests' order: data stores, API, web), reporting each object to
+/// `on_progress` once it is applied. Stops at the first object the cluster refuses, with the
+/// object and the API server's words.
+pub(crate) async fn apply_stack(
+    client: &kube::Client,
+    stack: &Stack,
+    secrets: &Secrets,
+    images: &BTreeMap<String, Resolved>,
+    on_progress: &(dyn Fn(&Applied) + Sync),
+) -> anyhow::Result<Vec<Applied>> {
+    let planned = plan(stack, secrets, images)?;
+    let mut applied = Vec::with_capacity(planned.len());
+    for object in planned {
+        let changed = apply_object(client, &stack.namespace, &object).await?;
+        let done = Applied {
+            kind: object.kind,
+            name: object.name,
+            changed,
+        };
+        on_progress(&done);
+        applied.push(done);
+    }
+    Ok(applied)
+}
+
+/// What [`apply_stack`] sends, in order: the manifests' objects with the namespace set and
+/// local images rewritten, and the generated Secret after the leading Namespace and ConfigMaps.
+pub(crate) fn plan(
+    stack: &Stack,
+    secrets: &Secrets,
+    images: &BTreeMap<String, Resolved>,
+) -> anyhow::Result<Vec<Planned>> {
+    let namespace = stack.namespace.as_str();
+    let mut planned = Vec::with_capacity(stack.objects.len() + 1);
+    for object in &stack.objects {
+        let what = object.describe();
+        let desired = match object.object.clone() {
+            Object::Namespace(o) => Desired::Namespace(o),
+            Object::ConfigMap(mut o) => {
+                set_namespace(&mut o.metadata, namespace);
+                Desired::ConfigMap(o)
+            }
+            Object::Service(mut o) => {
+                set_namespace(&mut o.metadata, namespace);
+                Desired::Service(o)
+            }
+            Object::PersistentVolumeClaim(mut o) => {
+                set_namespace(&mut o.metadata, namespace);
+                Desired::PersistentVolumeClaim(o)
+            }
+            Object::Deployment(mut o) => {
+                set_namespace(&mut o.metadata, namespace);
+                let template = o.spec.as_mut().map(|spec| &mut spec.template);
+                rewrite_template(template, images, &what)?;
+                Desired::Deployment(o)
+            }
+            Object::StatefulSet(mut o) => {
+                set_namespace(&mut o.metadata, namespace);
+                let template = o.spec.as_mut().map(|spec| &mut spec.template);
+                rewrite_template(template, images, &what)?;
+                Desired::StatefulSet(o)
+            }
+        };
+        planned.push(Planned {
+            what,
+            kind: object.kind,
+            name: object.name.clone(),
+            desired,
+        });
+    }
+    let after_config = planned
+        .iter()
+        .position(|p| !matches!(p.desired, Desired::Namespace(_) | Desired::ConfigMap(_)))
+        .unwrap_or(planned.len());
+    planned.insert(
+        after_config,
+        Planned {
+            what: format!("generated {}/{SECRET_NAME}", Secret::KIND),
+            kind: Secret::KIND,
+            name: SECRET_NAME.to_owned(),
+            desired: Desired::Secret(secret(namespace, secrets)),
+        },
+    );
+    Ok(planned)
+}
+
+/// The Secret `wander-secrets` with every key of `secrets` (DESIGN.md decision 6), as `data`
+/// (base64 on the wire): what the server stores, so a second apply compares equal.
+pub(crate) fn secret(namespace: &str, secrets: &Secrets) -> Secret {
+    let data = secrets
+        .entries()
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), ByteString(value.as_bytes().to_vec())))
+        .collect();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET_NAME.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(
+                SECRET_LABELS
+                    .iter()
+                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// Points every container of `pod_spec` whose image was resolved at the resolved reference (the
+/// content-hash tag, or a local stand-in), pulled only if not present: the image was loaded into
+/// the nodes and is in no registry. An image of ours (`wander/...`) that was not resolved is an
+/// error, as the cluster could never pull it.
+pub(crate) fn rewrite_images(
+    pod_spec: &mut PodSpec,
+    images: &BTreeMap<String, Resolved>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let init = pod_spec.init_containers.iter_mut().flatten();
+    for container in pod_spec.containers.iter_mut().chain(init) {
+        let Some(image) = container.image.as_deref() else {
+            continue;
+        };
+        if let Some(resolved) = images.get(image) {
+            container.image = Some(resolved.reference.clone());
+            container.image_pull_policy = Some(IF_NOT_PRESENT.to_owned());
+        } else if image.starts_with(LOCAL_IMAGE_PREFIX) {
+            bail!(
+                "{what}: container `{}`: the image {image} was not built, so the cluster could not run it; this is a bug in cargo xtask (the images are built before the apply)",
+                container.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rewrite_template(
+    template: Option<&mut PodTemplateSpec>,
+    images: &BTreeMap<String, Resolved>,
+    what: &str,
+) -> anyhow::Result<()> {
+    if let Some(pod_spec) = template.and_then(|t| t.spec.as_mut()) {
+        rewrite_images(pod_spec, images, what)?;
+    }
+    Ok(())
+}
+
+fn set_namespace(metadata: &mut ObjectMeta, namespace: &str) {
+    metadata.namespace = Some(namespace.to_owned());
+}
+
+/// Applies one object; whether the cluster's copy changed.
+async fn apply_object(
+    client: &kube::Client,
+    namespace: &str,
+    object: &Planned,
+) -> anyhow::Result<bool> {
+    let name = object.name.as_str();
+    let result = match &object.desired {
+        Desired::Namespace(o) => apply_to(&Api::all(client.clone()), name, o).await,
+        Desired::ConfigMap(o) => apply_in(client, namespace, name, o).await,
+        Desired::Secret(o) => apply_in(client, namespace, name, o).await,
+        Desired::Service(o) => apply_in(client, namespace, name, o).await,
+        Desired::Deployment(o) => apply_in(client, namespace, name, o).await,
+        Desired::StatefulSet(o) => apply_in(client, namespace, name, o).await,
+        Desired::PersistentVolumeClaim(o) => apply_in(client, namespace, name, o).await,
+    };
+    result.map_err(|err| refused(&object.what, namespace, err))
+}
+
+async fn apply_in<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    object: &K,
+) -> Result<bool, kube::Error>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    apply_to(&Api::namespaced(client.clone(), namespace), name, object).await
+}
+
+/// Server-side apply of `object`, forced, after reading only its metadata (never a Secret's
+/// data) to learn the resourceVersion before.
+async fn apply_to<K>(api: &Api<K>, name: &str, object: &K) -> Result<bool, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let before = api
+        .get_metadata_opt(name)
+        .await?
+        .and_then(|meta| meta.metadata.resource_version);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let after = api.patch(name, &params, &Patch::Apply(object)).await?;
+    let after = after.meta().resource_version.as_deref();
+    Ok(before.is_none() || before.as_deref() != after)
+}
+
+/// The error for an object the cluster did not take: which object, and what the API server
+/// said (its message names the field at fault), or why it could not be asked.
+fn refused(what: &str, namespace: &str, err: kube::Error) -> anyhow::Error {
+    match err {
+        kube::Error::Api(status) => {
+            let mut message = format!(
+                "{what}: the API server refused it ({} {}): {}",
+                status.code, status.reason, status.message
+            );
+            if status.reason == "NotFound" && status.message.contains("namespaces") {
+                message.push_str(&format!(
+                    "; the namespace `{namespace}` is missing or being deleted, run `cargo xtask dev` again in a moment"
+                ));
+            }
+            anyhow::anyhow!(message)
+        }
+        other => anyhow::Error::new(other).context(format!(
+            "{what}: could not apply it to the cluster; is the kind cluster running? `cargo xtask dev` starts it"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

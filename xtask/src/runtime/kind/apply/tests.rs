@@ -1,0 +1,584 @@
+//! The apply engine against kube-rs over a mocked service: a small fake API server that keeps
+//! what was applied, bumps the resourceVersion only when an object's content changes (as the
+//! real one does for a no-op server-side apply), and records every request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Secret};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::Context;
+
+/// One request as the fake server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    content_type: String,
+    accept: String,
+    body: Option<Value>,
+}
+
+impl Seen {
+    /// `PATCH /apis/apps/v1/namespaces/wander/deployments/api`.
+    fn line(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// A refusal the fake server gives for one path: (path, code, reason, message).
+type Refusal = (String, u16, &'static str, String);
+
+#[derive(Default)]
+struct FakeApiServer {
+    /// Stored objects by path: (object without metadata.resourceVersion, resourceVersion).
+    objects: BTreeMap<String, (Value, u64)>,
+    last_version: u64,
+    refuse: Option<Refusal>,
+    seen: Vec<Seen>,
+}
+
+impl FakeApiServer {
+    fn answer(&mut self, seen: &Seen) -> (u16, Value) {
+        self.seen.push(seen.clone());
+        if let Some((path, code, reason, message)) = &self.refuse
+            && *path == seen.path
+            && seen.method == "PATCH"
+        {
+            return (*code, status(*code, reason, message));
+        }
+        match seen.method.as_str() {
+            "GET" => match self.objects.get(&seen.path) {
+                Some((object, version)) => (
+                    200,
+                    json!({
+                        "apiVersion": "meta.k8s.io/v1",
+                        "kind": "PartialObjectMetadata",
+                        "metadata": {
+                            "name": object["metadata"]["name"],
+                            "resourceVersion": version.to_string(),
+                        },
+                    }),
+                ),
+                None => (
+                    404,
+                    status(404, "NotFound", &format!("{} not found", seen.path)),
+                ),
+            },
+            "PATCH" => {
+                let object = seen.body.clone().expect("an apply has a body");
+                let version = match self.objects.get(&seen.path) {
+                    Some((stored, version)) if *stored == object => *version,
+                    _ => {
+                        self.last_version += 1;
+                        self.last_version
+                    }
+                };
+                self.objects
+                    .insert(seen.path.clone(), (object.clone(), version));
+                let mut returned = object;
+                returned["metadata"]["resourceVersion"] = json!(version.to_string());
+                (200, returned)
+            }
+            other => panic!("unexpected {other} {}", seen.path),
+        }
+    }
+
+    fn take_seen(&mut self) -> Vec<Seen> {
+        std::mem::take(&mut self.seen)
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    })
+}
+
+/// A kube client whose requests the fake server answers, for as long as the client lives.
+fn client(server: &Arc<Mutex<FakeApiServer>>) -> kube::Client {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = Arc::clone(server);
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let header = |name: http::header::HeaderName| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let content_type = header(http::header::CONTENT_TYPE);
+            let accept = header(http::header::ACCEPT);
+            let method = parts.method.to_string();
+            let path = parts.uri.path().to_owned();
+            let query = parts.uri.query().unwrap_or_default().to_owned();
+            let bytes = body.collect_bytes().await.unwrap();
+            let body = (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap());
+            let seen = Seen {
+                method,
+                path,
+                query,
+                content_type,
+                accept,
+                body,
+            };
+            let (code, answer) = server.lock().unwrap().answer(&seen);
+            let response = Response::builder()
+                .status(StatusCode::from_u16(code).unwrap())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap();
+            respond.send_response(response);
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+fn manifests() -> Stack {
+    Stack::load(&Context::for_tests().root().join("manifests")).unwrap()
+}
+
+fn secrets() -> Secrets {
+    serde_json::from_value(json!({
+        "postgres_password": "pg-5ecret-value",
+        "api_token": "t0ken-5ecret-value",
+    }))
+    .unwrap()
+}
+
+fn resolved(reference: &str) -> Resolved {
+    Resolved {
+        reference: reference.to_owned(),
+        built: false,
+        notice: None,
+    }
+}
+
+/// The images as `images::resolve_stack` returns them for the repository's manifests.
+fn images() -> BTreeMap<String, Resolved> {
+    [
+        ("wander/api:dev", "wander/api:h-0a1b2c3d4e5f"),
+        ("wander/web:dev", "wander/web:h-99887766aabb"),
+        ("postgres:15-bookworm", "postgres:15-bookworm"),
+        ("redis:7-bookworm", "wander-standin/redis:7-bookworm"),
+    ]
+    .into_iter()
+    .map(|(image, reference)| (image.to_owned(), resolved(reference)))
+    .collect()
+}
+
+const NS: &str = "/api/v1/namespaces/wander";
+const APPS: &str = "/apis/apps/v1/namespaces/wander";
+
+/// The object paths in the order the stack must be applied.
+fn expected_paths() -> Vec<String> {
+    [
+        NS.to_owned(),
+        format!("{NS}/configmaps/wander-config"),
+        format!("{NS}/configmaps/redis-config"),
+        format!("{NS}/secrets/wander-secrets"),
+        format!("{NS}/services/postgres"),
+        format!("{APPS}/statefulsets/postgres"),
+        format!("{NS}/services/redis"),
+        format!("{APPS}/deployments/redis"),
+        format!("{NS}/services/api"),
+        format!("{APPS}/deployments/api"),
+        format!("{NS}/services/web"),
+        format!("{APPS}/deployments/web"),
+    ]
+    .to_vec()
+}
+
+async fn apply(
+    server: &Arc<Mutex<FakeApiServer>>,
+    progress: &Mutex<Vec<String>>,
+) -> anyhow::Result<Vec<Applied>> {
+    apply_stack(
+        &client(server),
+        &manifests(),
+        &secrets(),
+        &images(),
+        &|applied| progress.lock().unwrap().push(format!("{applied:?}")),
+    )
+    .await
+}
+
+fn container_images(body: &Value) -> Vec<(String, String)> {
+    body["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["image"].as_str().unwrap().to_owned(),
+                c["imagePullPolicy"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_object_is_applied_server_side_in_dependency_order() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    let progress = Mutex::new(Vec::new());
+    let applied = apply(&server, &progress).await.unwrap();
+    let seen = server.lock().unwrap().take_seen();
+
+    // Each object: its metadata read first, then applied.
+    let expected: Vec<String> = expected_paths()
+        .iter()
+        .flat_map(|path| [format!("GET {path}"), format!("PATCH {path}")])
+        .collect();
+    let lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    assert_eq!(lines, expected);
+
+    for request in &seen {
+        if request.method == "PATCH" {
+            let mut query: Vec<&str> = request.query.split('&').filter(|p| !p.is_empty()).collect();
+            query.sort_unstable();
+            assert_eq!(
+                query,
+                ["fieldManager=wander-xtask", "force=true"],
+                "{}",
+                request.path
+            );
+            assert_eq!(request.content_type, "application/apply-patch+yaml");
+            let body = request.body.as_ref().unwrap();
+            assert!(
+                body["apiVersion"].is_string() && body["kind"].is_string(),
+                "{body}"
+            );
+            let namespace = body["metadata"]["namespace"].as_str();
+            if request.path == NS {
+                assert_eq!(body["kind"], "Namespace");
+                assert_eq!(namespace, None);
+            } else {
+                assert_eq!(namespace, Some("wander"), "{}", request.path);
+            }
+        } else {
+            // Only metadata is read: not even the Secret's data comes back.
+            assert!(
+                request.accept.contains("as=PartialObjectMetadata"),
+                "{}",
+                request.accept
+            );
+            assert_eq!(request.body, None);
+        }
+    }
+
+    let kinds: Vec<(&str, &str, bool)> = applied
+        .iter()
+        .map(|a| (a.kind, a.name.as_str(), a.changed))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Namespace", "wander", true),
+            ("ConfigMap", "wander-config", true),
+            ("ConfigMap", "redis-config", true),
+            ("Secret", "wander-secrets", true),
+            ("Service", "postgres", true),
+            ("StatefulSet", "postgres", true),
+            ("Service", "redis", true),
+            ("Deployment", "redis", true),
+            ("Service", "api", true),
+            ("Deployment", "api", true),
+            ("Service", "web", true),
+            ("Deployment", "web", true),
+        ]
+    );
+    assert_eq!(progress.lock().unwrap().len(), applied.len());
+}
+
+#[tokio::test]
+async fn workloads_run_the_resolved_images_without_pulling() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    apply(&server, &Mutex::default()).await.unwrap();
+    let seen = server.lock().unwrap().take_seen();
+    let body_of = |path: String| {
+        seen.iter()
+            .find(|s| s.method == "PATCH" && s.path == path)
+            .and_then(|s| s.body.clone())
+            .unwrap()
+    };
+    for (path, image) in [
+        (
+            format!("{APPS}/deployments/api"),
+            "wander/api:h-0a1b2c3d4e5f",
+        ),
+        (
+            format!("{APPS}/deployments/web"),
+            "wander/web:h-99887766aabb",
+        ),
+        (
+            format!("{APPS}/statefulsets/postgres"),
+            "postgres:15-bookworm",
+        ),
+        (
+            format!("{APPS}/deployments/redis"),
+            "wander-standin/redis:7-bookworm",
+        ),
+    ] {
+        let body = body_of(path.clone());
+        assert_eq!(
+            container_images(&body),
+            [(image.to_owned(), "IfNotPresent".to_owned())],
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_secret_carries_every_key_and_its_values_show_nowhere() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    let progress = Mutex::new(Vec::new());
+    let applied = apply(&server, &progress).await.unwrap();
+    let seen = server.lock().unwrap().take_seen();
+    let body = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && s.path == format!("{NS}/secrets/wander-secrets"))
+        .and_then(|s| s.body.clone())
+        .unwrap();
+    let sent: Secret = serde_json::from_value(body.clone()).unwrap();
+    let data: BTreeMap<String, String> = sent
+        .data
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    assert_eq!(
+        data,
+        BTreeMap::from([
+            ("api-token".to_owned(), "t0ken-5ecret-value".to_owned()),
+            ("postgres-password".to_owned(), "pg-5ecret-value".to_owned()),
+        ])
+    );
+    assert_eq!(sent.string_data, None);
+    assert_eq!(sent.type_.as_deref(), Some("Opaque"));
+    // On the wire the values are base64, never plain.
+    let wire = body.to_string();
+    assert!(!wire.contains("5ecret-value"), "{wire}");
+    // What the caller gets to show holds no value.
+    let shown = format!("{applied:?} {:?}", progress.lock().unwrap());
+    assert!(!shown.contains("5ecret"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_second_apply_of_the_same_stack_changes_nothing() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    apply(&server, &Mutex::default()).await.unwrap();
+    let versions_before: Vec<u64> = server
+        .lock()
+        .unwrap()
+        .objects
+        .values()
+        .map(|o| o.1)
+        .collect();
+
+    let again = apply(&server, &Mutex::default()).await.unwrap();
+    assert_eq!(again.len(), 12);
+    let changed: Vec<&str> = again
+        .iter()
+        .filter(|a| a.changed)
+        .map(|a| a.name.as_str())
+        .collect();
+    assert!(changed.is_empty(), "changed on a second apply: {changed:?}");
+    let versions_after: Vec<u64> = server
+        .lock()
+        .unwrap()
+        .objects
+        .values()
+        .map(|o| o.1)
+        .collect();
+    assert_eq!(versions_before, versions_after);
+}
+
+#[tokio::test]
+async fn a_new_image_changes_only_the_workload_that_runs_it() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    apply(&server, &Mutex::default()).await.unwrap();
+
+    let mut images = images();
+    images.insert(
+        "wander/api:dev".to_owned(),
+        resolved("wander/api:h-feedfeedfeed"),
+    );
+    let again = apply_stack(&client(&server), &manifests(), &secrets(), &images, &|_| {})
+        .await
+        .unwrap();
+    let changed: Vec<(&str, &str)> = again
+        .iter()
+        .filter(|a| a.changed)
+        .map(|a| (a.kind, a.name.as_str()))
+        .collect();
+    assert_eq!(changed, [("Deployment", "api")]);
+}
+
+#[tokio::test]
+async fn a_refused_object_is_named_with_the_servers_words_and_stops_the_apply() {
+    let server = Arc::new(Mutex::new(FakeApiServer {
+        refuse: Some((
+            format!("{APPS}/deployments/api"),
+            422,
+            "Invalid",
+            "Deployment.apps \"api\" is invalid: spec.template.spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive".to_owned(),
+        )),
+        ..FakeApiServer::default()
+    }));
+    let err = apply(&server, &Mutex::default()).await.unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.starts_with(
+            "manifests/api.yaml: Deployment/api: the API server refused it (422 Invalid)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("runAsUser: Invalid value: -1"), "{err}");
+    // Nothing after the refused object was sent.
+    let last = server.lock().unwrap().take_seen().pop().unwrap();
+    assert_eq!(last.line(), format!("PATCH {APPS}/deployments/api"));
+}
+
+#[tokio::test]
+async fn a_refused_secret_does_not_show_its_values() {
+    let server = Arc::new(Mutex::new(FakeApiServer {
+        refuse: Some((
+            format!("{NS}/secrets/wander-secrets"),
+            403,
+            "Forbidden",
+            "secrets \"wander-secrets\" is forbidden: User \"dev\" cannot patch resource \"secrets\"".to_owned(),
+        )),
+        ..FakeApiServer::default()
+    }));
+    let err = format!("{:#}", apply(&server, &Mutex::default()).await.unwrap_err());
+    assert!(
+        err.starts_with(
+            "generated Secret/wander-secrets: the API server refused it (403 Forbidden)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("5ecret"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_with_what_to_do() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        if let Some((_, respond)) = handle.next_request().await {
+            respond.send_error(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ));
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let err = apply_stack(&client, &manifests(), &secrets(), &images(), &|_| {})
+        .await
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.starts_with("manifests/namespace.yaml: Namespace/wander: could not apply it"),
+        "{err}"
+    );
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn images_are_rewritten_only_where_resolved_and_ours_must_be() {
+    let container = |name: &str, image: &str| Container {
+        name: name.to_owned(),
+        image: Some(image.to_owned()),
+        image_pull_policy: Some("Always".to_owned()),
+        ..Container::default()
+    };
+    let mut spec = PodSpec {
+        containers: vec![
+            container("api", "wander/api:dev"),
+            container("sidecar", "busybox:1.36"),
+        ],
+        init_containers: Some(vec![container("migrate", "wander/api:dev")]),
+        ..PodSpec::default()
+    };
+    rewrite_images(&mut spec, &images(), "x").unwrap();
+    let seen: Vec<(&str, Option<&str>, Option<&str>)> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.image.as_deref(),
+                c.image_pull_policy.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "api",
+                Some("wander/api:h-0a1b2c3d4e5f"),
+                Some("IfNotPresent")
+            ),
+            ("sidecar", Some("busybox:1.36"), Some("Always")),
+            (
+                "migrate",
+                Some("wander/api:h-0a1b2c3d4e5f"),
+                Some("IfNotPresent")
+            ),
+        ]
+    );
+
+    let mut unbuilt = PodSpec {
+        containers: vec![container("worker", "wander/worker:dev")],
+        ..PodSpec::default()
+    };
+    let err = rewrite_images(
+        &mut unbuilt,
+        &images(),
+        "manifests/worker.yaml: Deployment/worker",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("manifests/worker.yaml: Deployment/worker: container `worker`: the image wander/worker:dev was not built"), "{err}");
+}
+
+#[test]
+fn the_secret_is_placed_after_the_config_and_before_the_workloads() {
+    let planned = plan(&manifests(), &secrets(), &images()).unwrap();
+    let order: Vec<String> = planned
+        .iter()
+        .map(|p| format!("{}/{}", p.kind, p.name))
+        .collect();
+    assert_eq!(
+        order[..5],
+        [
+            "Namespace/wander",
+            "ConfigMap/wander-config",
+            "ConfigMap/redis-config",
+            "Secret/wander-secrets",
+            "Service/postgres",
+        ]
+    );
+    let secret = secret("wander", &secrets());
+    assert_eq!(secret.metadata.name.as_deref(), Some("wander-secrets"));
+    assert_eq!(secret.metadata.namespace.as_deref(), Some("wander"));
+    let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["api-token", "postgres-password"]);
+    let labels = secret.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "wander-xtask");
+}
