@@ -279,16 +279,19 @@ where
 fn refused(what: &str, namespace: &str, err: kube::Error) -> anyhow::Error {
     match err {
         kube::Error::Api(status) => {
-            let mut message = format!(
-                "{what}: the API server refused it ({} {}): {}",
-                status.code, status.reason, status.message
-            );
-            if status.reason == "NotFound" && status.message.contains("namespaces") {
-                message.push_str(&format!(
+            let hint = if status.reason == "NotFound" && status.message.contains("namespaces") {
+                format!(
                     "; the namespace `{namespace}` is missing or being deleted, run `cargo xtask dev` again in a moment"
-                ));
-            }
-            anyhow::anyhow!(message)
+                )
+            } else {
+                String::new()
+            };
+            anyhow::anyhow!(
+                "{what}: the API server refused it ({} {}): {}{hint}",
+                status.code,
+                status.reason,
+                status.message
+            )
         }
         other => anyhow::Error::new(other).context(format!(
             "{what}: could not apply it to the cluster; is the kind cluster running? `cargo xtask dev` starts it"

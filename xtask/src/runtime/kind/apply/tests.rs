@@ -475,6 +475,24 @@ async fn a_refused_secret_does_not_show_its_values() {
 }
 
 #[tokio::test]
+async fn a_namespace_being_deleted_is_explained() {
+    let server = Arc::new(Mutex::new(FakeApiServer {
+        refuse: Some((
+            format!("{NS}/configmaps/wander-config"),
+            404,
+            "NotFound",
+            "namespaces \"wander\" not found".to_owned(),
+        )),
+        ..FakeApiServer::default()
+    }));
+    let err = format!("{:#}", apply(&server, &Mutex::default()).await.unwrap_err());
+    assert!(
+        err.starts_with("manifests/config.yaml: ConfigMap/wander-config: the API server refused it (404 NotFound): namespaces \"wander\" not found; the namespace `wander` is missing or being deleted"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_named_with_what_to_do() {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     tokio::spawn(async move {
