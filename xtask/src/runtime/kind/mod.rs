@@ -12,4 +12,6 @@
 pub(crate) mod cluster;
 pub(crate) mod explain;
 pub(crate) mod load;
+pub(crate) mod portforward;
 pub(crate) mod rollout;
+pub(crate) mod wait;
