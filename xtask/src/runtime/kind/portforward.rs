@@ -184,7 +184,10 @@ pub(crate) async fn bind(port: u16) -> Result<TcpListener> {
 }
 
 /// Accepts connections on `listener` until it fails, forwarding each to the pod `open` chooses.
-pub(crate) async fn serve<P: Pods>(forwarder: Arc<Forwarder<P>>, listener: TcpListener) -> Result<()> {
+pub(crate) async fn serve<P: Pods>(
+    forwarder: Arc<Forwarder<P>>,
+    listener: TcpListener,
+) -> Result<()> {
     loop {
         let (mut socket, _) = listener
             .accept()
@@ -194,7 +197,8 @@ pub(crate) async fn serve<P: Pods>(forwarder: Arc<Forwarder<P>>, listener: TcpLi
         tokio::spawn(async move {
             match forwarder.open().await {
                 Ok((pod, mut stream)) => {
-                    if let Err(error) = tokio::io::copy_bidirectional(&mut socket, &mut stream).await
+                    if let Err(error) =
+                        tokio::io::copy_bidirectional(&mut socket, &mut stream).await
                     {
                         // The pod may have died under the connection; the next one looks again.
                         (forwarder.on_event)(&format!("connection to pod {pod} broke: {error}"));
@@ -272,9 +276,9 @@ impl Pods for ServicePods {
             .await
             .with_context(|| format!("opening a port-forward to pod {name} port {target}"))?;
         // The forwarder's task lives on as long as the stream does.
-        forwarder
-            .take_stream(target)
-            .ok_or_else(|| anyhow!("the port-forward to pod {name} gave no stream for port {target}"))
+        forwarder.take_stream(target).ok_or_else(|| {
+            anyhow!("the port-forward to pod {name} gave no stream for port {target}")
+        })
     }
 }
 
@@ -297,7 +301,11 @@ pub(crate) fn target_port(ports: &[ServicePort], port: u16, pod: &Pod) -> Result
         let have: Vec<String> = ports.iter().map(|p| p.port.to_string()).collect();
         bail!(
             "it has no port {port} (it has: {}); forward one of those",
-            if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+            if have.is_empty() {
+                "none".to_owned()
+            } else {
+                have.join(", ")
+            }
         );
     };
     let number = match &found.target_port {
@@ -311,10 +319,14 @@ pub(crate) fn target_port(ports: &[ServicePort], port: u16, pod: &Pod) -> Result
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| p.container_port)
             .ok_or_else(|| {
-                anyhow!("its port {port} targets {name:?}, which no container of pod {} names", pod.name_any())
+                anyhow!(
+                    "its port {port} targets {name:?}, which no container of pod {} names",
+                    pod.name_any()
+                )
             })?,
     };
-    u16::try_from(number).map_err(|_| anyhow!("its port {port} targets {number}, not a port number"))
+    u16::try_from(number)
+        .map_err(|_| anyhow!("its port {port} targets {number}, not a port number"))
 }
 
 #[cfg(test)]

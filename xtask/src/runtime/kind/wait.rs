@@ -50,13 +50,27 @@ pub(crate) async fn wait_rollout(
             match kind {
                 WorkloadKind::Deployment => {
                     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-                    follow(&api, kind, name, rollout::deployment_status, &mut last, on_progress)
-                        .await
+                    follow(
+                        &api,
+                        kind,
+                        name,
+                        rollout::deployment_status,
+                        &mut last,
+                        on_progress,
+                    )
+                    .await
                 }
                 WorkloadKind::StatefulSet => {
                     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-                    follow(&api, kind, name, rollout::statefulset_status, &mut last, on_progress)
-                        .await
+                    follow(
+                        &api,
+                        kind,
+                        name,
+                        rollout::statefulset_status,
+                        &mut last,
+                        on_progress,
+                    )
+                    .await
                 }
             }
         };
@@ -206,7 +220,11 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
             tail_lines: Some(LOG_LINES),
             ..LogParams::default()
         };
-        let which = if previous { "previous run" } else { "current run" };
+        let which = if previous {
+            "previous run"
+        } else {
+            "current run"
+        };
         match pods.logs(&pod, &params).await {
             Ok(text) if !text.trim().is_empty() => {
                 let _ = writeln!(out, "  last lines of {pod}/{container} ({which}):");
@@ -218,7 +236,10 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
                 let _ = writeln!(out, "  {pod}/{container} logged nothing ({which})");
             }
             Err(error) => {
-                let _ = writeln!(out, "  (could not read the logs of {pod}/{container}: {error})");
+                let _ = writeln!(
+                    out,
+                    "  (could not read the logs of {pod}/{container}: {error})"
+                );
             }
         }
     }

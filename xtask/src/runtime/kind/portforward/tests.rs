@@ -38,12 +38,36 @@ fn pod(name: &str, ready: bool, born: u32, deleting: bool) -> Pod {
 fn the_newest_ready_pod_that_is_not_leaving_is_picked() {
     let cases: Vec<(&str, Vec<Pod>, Option<&str>)> = vec![
         ("no pods", vec![], None),
-        ("only a pod that is not ready", vec![pod("a", false, 1, false)], None),
-        ("only a terminating pod, even if still ready", vec![pod("a", true, 1, true)], None),
-        ("the one ready pod", vec![pod("a", false, 9, false), pod("b", true, 1, false)], Some("b")),
-        ("newest of the ready pods", vec![pod("a", true, 1, false), pod("b", true, 5, false)], Some("b")),
-        ("newest that is not terminating", vec![pod("a", true, 1, false), pod("b", true, 5, true)], Some("a")),
-        ("equally new: first by name", vec![pod("b", true, 3, false), pod("a", true, 3, false)], Some("a")),
+        (
+            "only a pod that is not ready",
+            vec![pod("a", false, 1, false)],
+            None,
+        ),
+        (
+            "only a terminating pod, even if still ready",
+            vec![pod("a", true, 1, true)],
+            None,
+        ),
+        (
+            "the one ready pod",
+            vec![pod("a", false, 9, false), pod("b", true, 1, false)],
+            Some("b"),
+        ),
+        (
+            "newest of the ready pods",
+            vec![pod("a", true, 1, false), pod("b", true, 5, false)],
+            Some("b"),
+        ),
+        (
+            "newest that is not terminating",
+            vec![pod("a", true, 1, false), pod("b", true, 5, true)],
+            Some("a"),
+        ),
+        (
+            "equally new: first by name",
+            vec![pod("b", true, 3, false), pod("a", true, 3, false)],
+            Some("a"),
+        ),
     ];
     for (name, pods, want) in cases {
         assert_eq!(pick_pod(&pods).as_deref(), want, "{name}");
@@ -54,12 +78,42 @@ fn the_newest_ready_pod_that_is_not_leaving_is_picked() {
 fn the_current_pod_is_kept_while_it_is_eligible() {
     let both = vec![pod("old", true, 1, false), pod("new", true, 5, false)];
     let cases: Vec<(&str, Option<&str>, Vec<Pod>, Option<&str>)> = vec![
-        ("nothing chosen yet: newest", None, both.clone(), Some("new")),
-        ("still ready: no hop to a newer pod", Some("old"), both, Some("old")),
-        ("deleted (gone from the list)", Some("old"), vec![pod("new", true, 5, false)], Some("new")),
-        ("terminating", Some("old"), vec![pod("old", true, 1, true), pod("new", true, 5, false)], Some("new")),
-        ("not ready any more", Some("old"), vec![pod("old", false, 1, false), pod("new", true, 5, false)], Some("new")),
-        ("gone, and nothing ready yet", Some("old"), vec![pod("new", false, 5, false)], None),
+        (
+            "nothing chosen yet: newest",
+            None,
+            both.clone(),
+            Some("new"),
+        ),
+        (
+            "still ready: no hop to a newer pod",
+            Some("old"),
+            both,
+            Some("old"),
+        ),
+        (
+            "deleted (gone from the list)",
+            Some("old"),
+            vec![pod("new", true, 5, false)],
+            Some("new"),
+        ),
+        (
+            "terminating",
+            Some("old"),
+            vec![pod("old", true, 1, true), pod("new", true, 5, false)],
+            Some("new"),
+        ),
+        (
+            "not ready any more",
+            Some("old"),
+            vec![pod("old", false, 1, false), pod("new", true, 5, false)],
+            Some("new"),
+        ),
+        (
+            "gone, and nothing ready yet",
+            Some("old"),
+            vec![pod("new", false, 5, false)],
+            None,
+        ),
     ];
     for (name, current, pods, want) in cases {
         assert_eq!(choose(current, &pods).as_deref(), want, "{name}");
@@ -80,16 +134,28 @@ fn target_ports_resolve_like_the_api_server() {
     assert_eq!(target_port(&ports, 9000, &api).unwrap(), 9090);
     assert_eq!(target_port(&ports, 7000, &api).unwrap(), 7000);
     let unnamed = target_port(&ports, 6000, &api).unwrap_err().to_string();
-    assert!(unnamed.contains("targets \"metrics\", which no container of pod a names"), "{unnamed}");
+    assert!(
+        unnamed.contains("targets \"metrics\", which no container of pod a names"),
+        "{unnamed}"
+    );
     let missing = target_port(&ports, 5432, &api).unwrap_err().to_string();
-    assert!(missing.contains("has no port 5432 (it has: 8080, 9000, 7000, 6000)"), "{missing}");
+    assert!(
+        missing.contains("has no port 5432 (it has: 8080, 9000, 7000, 6000)"),
+        "{missing}"
+    );
 }
 
 #[test]
 fn a_service_selector_becomes_a_label_selector() {
-    let selector: BTreeMap<String, String> =
-        [("app.kubernetes.io/name".to_owned(), "api".to_owned()), ("tier".to_owned(), "backend".to_owned())].into();
-    assert_eq!(label_selector(Some(&selector)).as_deref(), Some("app.kubernetes.io/name=api,tier=backend"));
+    let selector: BTreeMap<String, String> = [
+        ("app.kubernetes.io/name".to_owned(), "api".to_owned()),
+        ("tier".to_owned(), "backend".to_owned()),
+    ]
+    .into();
+    assert_eq!(
+        label_selector(Some(&selector)).as_deref(),
+        Some("app.kubernetes.io/name=api,tier=backend")
+    );
     assert_eq!(label_selector(Some(&BTreeMap::new())), None);
     assert_eq!(label_selector(None), None);
 }
@@ -119,10 +185,16 @@ impl Pods for Arc<FakePods> {
         let (near, far) = tokio::io::duplex(1024);
         tokio::spawn(async move {
             let (read, mut write) = tokio::io::split(far);
-            write.write_all(format!("hello from {name}\n").as_bytes()).await.unwrap();
+            write
+                .write_all(format!("hello from {name}\n").as_bytes())
+                .await
+                .unwrap();
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                write.write_all(format!("{name}: {line}\n").as_bytes()).await.unwrap();
+                write
+                    .write_all(format!("{name}: {line}\n").as_bytes())
+                    .await
+                    .unwrap();
             }
         });
         Ok(near)
@@ -168,7 +240,10 @@ async fn the_next_connection_goes_to_the_new_pod_when_the_old_one_is_deleted() {
     assert_eq!(ask(address).await, "api-2");
     assert_eq!(
         *events.lock().unwrap(),
-        ["forwarding to pod api-1", "pod api-1 is gone or not ready; now forwarding to pod api-2"]
+        [
+            "forwarding to pod api-1",
+            "pod api-1 is gone or not ready; now forwarding to pod api-2"
+        ]
     );
 }
 
@@ -181,7 +256,10 @@ async fn a_pod_that_refuses_the_forward_is_passed_over() {
     assert_eq!(ask(address).await, "api-1");
     assert_eq!(*pods.connects.lock().unwrap(), ["api-2", "api-1"]);
     let events = events.lock().unwrap().clone();
-    assert!(events[0].starts_with("pod api-2 refused the forward: pod api-2 not found"), "{events:?}");
+    assert!(
+        events[0].starts_with("pod api-2 refused the forward: pod api-2 not found"),
+        "{events:?}"
+    );
     assert_eq!(events[1], "forwarding to pod api-1");
 }
 
@@ -203,11 +281,18 @@ async fn with_no_ready_pod_the_connection_is_refused_with_a_reason() {
     let pods = Arc::new(FakePods::default());
     let events = Arc::new(Mutex::new(Vec::new()));
     let heard = Arc::clone(&events);
-    let forwarder = Forwarder::new(Arc::clone(&pods), Duration::from_millis(100), move |e: &str| {
-        heard.lock().unwrap().push(e.to_owned());
-    });
+    let forwarder = Forwarder::new(
+        Arc::clone(&pods),
+        Duration::from_millis(100),
+        move |e: &str| {
+            heard.lock().unwrap().push(e.to_owned());
+        },
+    );
     let error = forwarder.open().await.unwrap_err().to_string();
-    assert!(error.starts_with("no ready pod to forward to after 100ms"), "{error}");
+    assert!(
+        error.starts_with("no ready pod to forward to after 100ms"),
+        "{error}"
+    );
     assert!(events.lock().unwrap().is_empty());
 }
 
@@ -251,11 +336,16 @@ async fn through_the_api_a_deleted_pod_is_replaced_on_the_next_connection() {
         for items in lists {
             let (request, send) = handle.next_request().await.unwrap();
             record.lock().unwrap().push(request.uri().to_string());
-            send.send_response(Response::new(Body::from(serde_json::to_vec(&service).unwrap())));
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&service).unwrap(),
+            )));
             let (request, send) = handle.next_request().await.unwrap();
             record.lock().unwrap().push(request.uri().to_string());
-            let list = json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items });
-            send.send_response(Response::new(Body::from(serde_json::to_vec(&list).unwrap())));
+            let list =
+                json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items });
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&list).unwrap(),
+            )));
         }
     });
     let client = Client::new(mock, "wander");
@@ -270,9 +360,20 @@ async fn through_the_api_a_deleted_pod_is_replaced_on_the_next_connection() {
     assert_eq!(forwarder.current().as_deref(), Some("api-2"));
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen[0], "/api/v1/namespaces/wander/services/api");
-    assert!(seen[1].starts_with("/api/v1/namespaces/wander/pods?"), "{}", seen[1]);
-    assert!(seen[1].contains("labelSelector=app.kubernetes.io%2Fname%3Dapi"), "{}", seen[1]);
+    assert!(
+        seen[1].starts_with("/api/v1/namespaces/wander/pods?"),
+        "{}",
+        seen[1]
+    );
+    assert!(
+        seen[1].contains("labelSelector=app.kubernetes.io%2Fname%3Dapi"),
+        "{}",
+        seen[1]
+    );
     // The named targetPort resolves against the chosen pod.
     let ports = forwarder.pods.api.ports.lock().unwrap().clone();
-    assert_eq!(target_port(&ports, 8080, &pod("api-2", true, 7, false)).unwrap(), 8080);
+    assert_eq!(
+        target_port(&ports, 8080, &pod("api-2", true, 7, false)).unwrap(),
+        8080
+    );
 }

@@ -52,7 +52,11 @@ fn mocked(script: Vec<Step>) -> (Client, Arc<Mutex<Vec<String>>>) {
                 send.send_response(response);
                 continue;
             };
-            assert!(uri.contains(step.expect), "expected {:?} in {uri}", step.expect);
+            assert!(
+                uri.contains(step.expect),
+                "expected {:?} in {uri}",
+                step.expect
+            );
             record.lock().unwrap().push(uri);
             let body = match step.reply {
                 Reply::Json(value) => serde_json::to_vec(&value).unwrap(),
@@ -65,7 +69,8 @@ fn mocked(script: Vec<Step>) -> (Client, Arc<Mutex<Vec<String>>>) {
                 Reply::NotFound => {
                     let status = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
                                          "message": "not found", "reason": "NotFound", "code": 404 });
-                    let mut response = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+                    let mut response =
+                        Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
                     *response.status_mut() = StatusCode::NOT_FOUND;
                     send.send_response(response);
                     continue;
@@ -159,24 +164,46 @@ async fn a_stale_status_is_waited_past_until_the_fresh_one_is_done() {
         // Right after the apply: complete, but for generation 2.
         step(
             "/apis/apps/v1/namespaces/wander/deployments/api",
-            Reply::Json(deployment("10", 3, json!({ "observedGeneration": 2, "replicas": 1,
-                "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1 }))),
+            Reply::Json(deployment(
+                "10",
+                3,
+                json!({ "observedGeneration": 2, "replicas": 1,
+                "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1 }),
+            )),
         ),
         step(
             "watch=true",
             Reply::Watch(vec![
-                modified(deployment("11", 3, json!({ "observedGeneration": 3, "replicas": 2,
-                    "updatedReplicas": 1, "availableReplicas": 1 }))),
-                modified(deployment("12", 3, json!({ "observedGeneration": 3, "replicas": 1,
-                    "updatedReplicas": 1, "availableReplicas": 0 }))),
+                modified(deployment(
+                    "11",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 2,
+                    "updatedReplicas": 1, "availableReplicas": 1 }),
+                )),
+                modified(deployment(
+                    "12",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 1,
+                    "updatedReplicas": 1, "availableReplicas": 0 }),
+                )),
                 // The same verdict again: no repeated message.
-                modified(deployment("13", 3, json!({ "observedGeneration": 3, "replicas": 1,
-                    "updatedReplicas": 1, "availableReplicas": 0 }))),
+                modified(deployment(
+                    "13",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 1,
+                    "updatedReplicas": 1, "availableReplicas": 0 }),
+                )),
                 modified(deployment("14", 3, done)),
             ]),
         ),
     ]);
-    let (result, messages) = run(&client, WorkloadKind::Deployment, "api", Duration::from_secs(5)).await;
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_secs(5),
+    )
+    .await;
     result.unwrap();
     assert_eq!(
         messages,
@@ -189,7 +216,11 @@ async fn a_stale_status_is_waited_past_until_the_fresh_one_is_done() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen[1].contains("resourceVersion=10"), "{}", seen[1]);
-    assert!(seen[1].contains("fieldSelector=metadata.name%3Dapi"), "{}", seen[1]);
+    assert!(
+        seen[1].contains("fieldSelector=metadata.name%3Dapi"),
+        "{}",
+        seen[1]
+    );
 }
 
 #[tokio::test]
@@ -198,23 +229,46 @@ async fn a_watch_that_ends_or_expires_is_resumed_from_a_fresh_read() {
                         "updatedReplicas": 1, "currentRevision": "postgres-1",
                         "updateRevision": "postgres-1" });
     let (client, seen) = mocked(vec![
-        step("statefulsets/postgres", Reply::Json(statefulset("5", 2, json!({ "observedGeneration": 1 })))),
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset("5", 2, json!({ "observedGeneration": 1 }))),
+        ),
         // The server closes the watch with nothing to say.
         step("watch=true", Reply::Watch(vec![])),
-        step("statefulsets/postgres", Reply::Json(statefulset("6", 2, json!({ "observedGeneration": 2, "replicas": 1 })))),
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset(
+                "6",
+                2,
+                json!({ "observedGeneration": 2, "replicas": 1 }),
+            )),
+        ),
         step(
             "watch=true",
-            Reply::Watch(vec![json!({ "type": "ERROR", "object": { "kind": "Status", "apiVersion": "v1",
-                "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410 } })]),
+            Reply::Watch(vec![
+                json!({ "type": "ERROR", "object": { "kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410 } }),
+            ]),
         ),
-        step("statefulsets/postgres", Reply::Json(statefulset("9", 2, ready))),
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset("9", 2, ready)),
+        ),
     ]);
-    let (result, messages) =
-        run(&client, WorkloadKind::StatefulSet, "postgres", Duration::from_secs(5)).await;
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::StatefulSet,
+        "postgres",
+        Duration::from_secs(5),
+    )
+    .await;
     result.unwrap();
     assert_eq!(
         messages,
-        ["Waiting for statefulset spec update to be observed...", "Waiting for 1 pods to be ready..."]
+        [
+            "Waiting for statefulset spec update to be observed...",
+            "Waiting for 1 pods to be ready..."
+        ]
     );
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 5, "{seen:?}");
@@ -230,13 +284,23 @@ async fn progress_deadline_exceeded_fails_at_once_with_the_crash_and_its_last_li
     let (client, seen) = mocked(vec![
         step(
             "deployments/api",
-            Reply::Json(deployment("20", 2, json!({ "observedGeneration": 2, "replicas": 1,
+            Reply::Json(deployment(
+                "20",
+                2,
+                json!({ "observedGeneration": 2, "replicas": 1,
                 "updatedReplicas": 1, "unavailableReplicas": 1,
                 "conditions": [{ "type": "Progressing", "status": "False",
-                                 "reason": "ProgressDeadlineExceeded" }] }))),
+                                 "reason": "ProgressDeadlineExceeded" }] }),
+            )),
         ),
-        step("/api/v1/namespaces/wander/pods?&labelSelector=app.kubernetes.io%2Fname%3Dapi", Reply::Json(list("PodList", vec![crashing]))),
-        step("/api/v1/namespaces/wander/events", Reply::Json(list("EventList", vec![]))),
+        step(
+            "/api/v1/namespaces/wander/pods?&labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            Reply::Json(list("PodList", vec![crashing])),
+        ),
+        step(
+            "/api/v1/namespaces/wander/events",
+            Reply::Json(list("EventList", vec![])),
+        ),
         step(
             "/api/v1/namespaces/wander/pods/api-7c9d-x2k4f/log",
             Reply::Text("starting api\nerror: DATABASE_URL is not set\n"),
@@ -244,15 +308,36 @@ async fn progress_deadline_exceeded_fails_at_once_with_the_crash_and_its_last_li
     ]);
     // A long timeout: the failure must not wait for it.
     let started = std::time::Instant::now();
-    let (result, _) = run(&client, WorkloadKind::Deployment, "api", Duration::from_secs(60)).await;
+    let (result, _) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(started.elapsed() < Duration::from_secs(10));
     let error = format!("{:#}", result.unwrap_err());
-    assert!(error.contains("deployment \"api\" exceeded its progress deadline"), "{error}");
-    assert!(error.contains("api-7c9d-x2k4f: container api keeps crashing"), "{error}");
-    assert!(error.contains("last lines of api-7c9d-x2k4f/api (previous run):"), "{error}");
-    assert!(error.contains("    | error: DATABASE_URL is not set"), "{error}");
+    assert!(
+        error.contains("deployment \"api\" exceeded its progress deadline"),
+        "{error}"
+    );
+    assert!(
+        error.contains("api-7c9d-x2k4f: container api keeps crashing"),
+        "{error}"
+    );
+    assert!(
+        error.contains("last lines of api-7c9d-x2k4f/api (previous run):"),
+        "{error}"
+    );
+    assert!(
+        error.contains("    | error: DATABASE_URL is not set"),
+        "{error}"
+    );
     let seen = seen.lock().unwrap().clone();
-    assert!(!seen.iter().any(|uri| uri.contains("watch=true")), "{seen:?}");
+    assert!(
+        !seen.iter().any(|uri| uri.contains("watch=true")),
+        "{seen:?}"
+    );
     let logs = &seen[3];
     for part in ["container=api", "previous=true", "tailLines=20"] {
         assert!(logs.contains(part), "{part} in {logs}");
@@ -269,15 +354,27 @@ async fn a_timeout_is_an_error_that_names_the_unloaded_image() {
     let (client, seen) = mocked(vec![
         step(
             "deployments/api",
-            Reply::Json(deployment("30", 1, json!({ "observedGeneration": 1, "replicas": 1,
-                "updatedReplicas": 1, "availableReplicas": 0 }))),
+            Reply::Json(deployment(
+                "30",
+                1,
+                json!({ "observedGeneration": 1, "replicas": 1,
+                "updatedReplicas": 1, "availableReplicas": 0 }),
+            )),
         ),
         step("watch=true", Reply::Hang),
-        step("labelSelector=app.kubernetes.io%2Fname%3Dapi", Reply::Json(list("PodList", vec![pulling]))),
+        step(
+            "labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            Reply::Json(list("PodList", vec![pulling])),
+        ),
         step("/events", Reply::Json(list("EventList", vec![]))),
     ]);
-    let (result, messages) =
-        run(&client, WorkloadKind::Deployment, "api", Duration::from_millis(300)).await;
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_millis(300),
+    )
+    .await;
     let error = format!("{:#}", result.unwrap_err());
     assert!(
         error.contains("deployment \"api\" did not finish rolling out within 300ms (Waiting for deployment \"api\" rollout to finish: 0 of 1 updated replicas are available...)"),
@@ -296,23 +393,53 @@ async fn a_timeout_is_an_error_that_names_the_unloaded_image() {
 #[tokio::test]
 async fn a_missing_workload_is_said_plainly_without_waiting() {
     let (client, seen) = mocked(vec![step("deployments/web", Reply::NotFound)]);
-    let (result, _) = run(&client, WorkloadKind::Deployment, "web", Duration::from_secs(60)).await;
+    let (result, _) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "web",
+        Duration::from_secs(60),
+    )
+    .await;
     let error = format!("{:#}", result.unwrap_err());
-    assert!(error.contains("deployment \"web\" does not exist; run `cargo xtask dev`"), "{error}");
+    assert!(
+        error.contains("deployment \"web\" does not exist; run `cargo xtask dev`"),
+        "{error}"
+    );
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 #[test]
 fn crashing_containers_are_picked_with_the_run_worth_reading() {
-    let pod = |state: Value, restarts: i32| -> Pod { serde_json::from_value(api_pod(state, restarts)).unwrap() };
+    let pod = |state: Value, restarts: i32| -> Pod {
+        serde_json::from_value(api_pod(state, restarts)).unwrap()
+    };
     let cases = vec![
-        ("restarted, now waiting: its previous run crashed", pod(json!({ "waiting": { "reason": "CrashLoopBackOff" } }), 2), vec![true]),
-        ("failed once, not restarted yet: the current run", pod(json!({ "terminated": { "exitCode": 2 } }), 0), vec![false]),
-        ("never ran", pod(json!({ "waiting": { "reason": "ImagePullBackOff" } }), 0), vec![]),
-        ("running, no restart", pod(json!({ "running": {} }), 0), vec![]),
+        (
+            "restarted, now waiting: its previous run crashed",
+            pod(json!({ "waiting": { "reason": "CrashLoopBackOff" } }), 2),
+            vec![true],
+        ),
+        (
+            "failed once, not restarted yet: the current run",
+            pod(json!({ "terminated": { "exitCode": 2 } }), 0),
+            vec![false],
+        ),
+        (
+            "never ran",
+            pod(json!({ "waiting": { "reason": "ImagePullBackOff" } }), 0),
+            vec![],
+        ),
+        (
+            "running, no restart",
+            pod(json!({ "running": {} }), 0),
+            vec![],
+        ),
     ];
     for (name, pod, want) in cases {
-        let got: Vec<bool> = crashing(&[pod]).into_iter().map(|(_, _, previous)| previous).collect();
+        let got: Vec<bool> = crashing(&[pod])
+            .into_iter()
+            .map(|(_, _, previous)| previous)
+            .collect();
         assert_eq!(got, want, "{name}");
     }
 }
