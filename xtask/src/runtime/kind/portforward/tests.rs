@@ -74,10 +74,13 @@ fn the_newest_ready_pod_that_is_not_leaving_is_picked() {
     }
 }
 
+/// A `choose` case: name, the current pod, the pods listed, the pod wanted.
+type Case<'a> = (&'a str, Option<&'a str>, Vec<Pod>, Option<&'a str>);
+
 #[test]
 fn the_current_pod_is_kept_while_it_is_eligible() {
     let both = vec![pod("old", true, 1, false), pod("new", true, 5, false)];
-    let cases: Vec<(&str, Option<&str>, Vec<Pod>, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "nothing chosen yet: newest",
             None,

@@ -1,5 +1,8 @@
 //! `wait_rollout` against kube's mocked API service: scripted answers, checked requests.
 
+// The fixtures take `json!` values as written at the call, which reads better than borrows.
+#![allow(clippy::needless_pass_by_value)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,7 +65,7 @@ fn mocked(script: Vec<Step>) -> (Client, Arc<Mutex<Vec<String>>>) {
                 Reply::Json(value) => serde_json::to_vec(&value).unwrap(),
                 Reply::Watch(events) => events
                     .iter()
-                    .map(|e| format!("{e}\n"))
+                    .map(|e| e.to_string() + "\n")
                     .collect::<String>()
                     .into_bytes(),
                 Reply::Text(text) => text.as_bytes().to_vec(),
