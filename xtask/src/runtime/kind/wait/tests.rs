@@ -1,0 +1,448 @@
+//! `wait_rollout` against kube's mocked API service: scripted answers, checked requests.
+
+// The fixtures take `json!` values as written at the call, which reads better than borrows.
+#![allow(clippy::needless_pass_by_value)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// One scripted answer: the request's URI must contain `expect`.
+struct Step {
+    expect: &'static str,
+    reply: Reply,
+}
+
+enum Reply {
+    /// A JSON object, as a GET or LIST answers.
+    Json(Value),
+    /// A watch: these events, one JSON line each, then the stream ends.
+    Watch(Vec<Value>),
+    /// Plain text, as the logs endpoint answers.
+    Text(&'static str),
+    /// 404 Not Found, with a Kubernetes Status.
+    NotFound,
+    /// No answer ever: the request hangs.
+    Hang,
+}
+
+fn step(expect: &'static str, reply: Reply) -> Step {
+    Step { expect, reply }
+}
+
+/// A client whose API server answers `script` in order; returns the URIs it was asked for.
+/// Requests beyond the script are recorded as `UNEXPECTED <uri>` and answered 500.
+fn mocked(script: Vec<Step>) -> (Client, Arc<Mutex<Vec<String>>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        let mut script = script.into_iter();
+        let mut hanging = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let uri = request.uri().to_string();
+            let Some(step) = script.next() else {
+                record.lock().unwrap().push(format!("UNEXPECTED {uri}"));
+                let mut response = Response::new(Body::from(b"{}".to_vec()));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                send.send_response(response);
+                continue;
+            };
+            assert!(
+                uri.contains(step.expect),
+                "expected {:?} in {uri}",
+                step.expect
+            );
+            record.lock().unwrap().push(uri);
+            let body = match step.reply {
+                Reply::Json(value) => serde_json::to_vec(&value).unwrap(),
+                Reply::Watch(events) => events
+                    .iter()
+                    .map(|e| e.to_string() + "\n")
+                    .collect::<String>()
+                    .into_bytes(),
+                Reply::Text(text) => text.as_bytes().to_vec(),
+                Reply::NotFound => {
+                    let status = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                         "message": "not found", "reason": "NotFound", "code": 404 });
+                    let mut response =
+                        Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+                    *response.status_mut() = StatusCode::NOT_FOUND;
+                    send.send_response(response);
+                    continue;
+                }
+                Reply::Hang => {
+                    hanging.push(send);
+                    continue;
+                }
+            };
+            send.send_response(Response::new(Body::from(body)));
+        }
+    });
+    (Client::new(service, "wander"), seen)
+}
+
+fn deployment(version: &str, generation: i64, status: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "api", "namespace": "wander", "generation": generation,
+                      "resourceVersion": version },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app.kubernetes.io/name": "api" } },
+            "template": { "spec": { "containers": [{ "name": "api", "image": "wander/api:3f9a" }] } }
+        },
+        "status": status,
+    })
+}
+
+fn statefulset(version: &str, generation: i64, status: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": { "name": "postgres", "namespace": "wander", "generation": generation,
+                      "resourceVersion": version },
+        "spec": {
+            "replicas": 1, "serviceName": "postgres",
+            "selector": { "matchLabels": { "app.kubernetes.io/name": "postgres" } },
+            "updateStrategy": { "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } },
+            "template": { "spec": { "containers": [{ "name": "postgres", "image": "postgres:18" }] } }
+        },
+        "status": status,
+    })
+}
+
+fn modified(object: Value) -> Value {
+    json!({ "type": "MODIFIED", "object": object })
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({ "apiVersion": "v1", "kind": kind, "metadata": { "resourceVersion": "1" }, "items": items })
+}
+
+/// A pod of `api` that is not ready, its one container in `state`, restarted `restarts` times.
+fn api_pod(state: Value, restarts: i32) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "api-7c9d-x2k4f", "namespace": "wander",
+                      "labels": { "app.kubernetes.io/name": "api" } },
+        "spec": { "nodeName": "wander-control-plane",
+                  "containers": [{ "name": "api", "image": "wander/api:3f9a" }] },
+        "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "PodScheduled", "status": "True" },
+                           { "type": "Ready", "status": "False" }],
+            "containerStatuses": [{ "name": "api", "image": "wander/api:3f9a", "imageID": "",
+                                    "ready": false, "restartCount": restarts, "state": state,
+                                    "lastState": if restarts > 0 {
+                                        json!({ "terminated": { "exitCode": 1, "reason": "Error" } })
+                                    } else { json!({}) } }]
+        }
+    })
+}
+
+async fn run(
+    client: &Client,
+    kind: WorkloadKind,
+    name: &str,
+    timeout: Duration,
+) -> (Result<()>, Vec<String>) {
+    let mut messages = Vec::new();
+    let mut progress = |message: &str| messages.push(message.to_owned());
+    let result = wait_rollout(client, "wander", kind, name, timeout, &mut progress).await;
+    (result, messages)
+}
+
+#[tokio::test]
+async fn a_stale_status_is_waited_past_until_the_fresh_one_is_done() {
+    let done = json!({ "observedGeneration": 3, "replicas": 1, "updatedReplicas": 1,
+                       "readyReplicas": 1, "availableReplicas": 1 });
+    let (client, seen) = mocked(vec![
+        // Right after the apply: complete, but for generation 2.
+        step(
+            "/apis/apps/v1/namespaces/wander/deployments/api",
+            Reply::Json(deployment(
+                "10",
+                3,
+                json!({ "observedGeneration": 2, "replicas": 1,
+                "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1 }),
+            )),
+        ),
+        step(
+            "watch=true",
+            Reply::Watch(vec![
+                modified(deployment(
+                    "11",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 2,
+                    "updatedReplicas": 1, "availableReplicas": 1 }),
+                )),
+                modified(deployment(
+                    "12",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 1,
+                    "updatedReplicas": 1, "availableReplicas": 0 }),
+                )),
+                // The same verdict again: no repeated message.
+                modified(deployment(
+                    "13",
+                    3,
+                    json!({ "observedGeneration": 3, "replicas": 1,
+                    "updatedReplicas": 1, "availableReplicas": 0 }),
+                )),
+                modified(deployment("14", 3, done)),
+            ]),
+        ),
+    ]);
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_secs(5),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(
+        messages,
+        [
+            "Waiting for deployment spec update to be observed...",
+            "Waiting for deployment \"api\" rollout to finish: 1 old replicas are pending termination...",
+            "Waiting for deployment \"api\" rollout to finish: 0 of 1 updated replicas are available...",
+        ]
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].contains("resourceVersion=10"), "{}", seen[1]);
+    assert!(
+        seen[1].contains("fieldSelector=metadata.name%3Dapi"),
+        "{}",
+        seen[1]
+    );
+}
+
+#[tokio::test]
+async fn a_watch_that_ends_or_expires_is_resumed_from_a_fresh_read() {
+    let ready = json!({ "observedGeneration": 2, "replicas": 1, "readyReplicas": 1,
+                        "updatedReplicas": 1, "currentRevision": "postgres-1",
+                        "updateRevision": "postgres-1" });
+    let (client, seen) = mocked(vec![
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset("5", 2, json!({ "observedGeneration": 1 }))),
+        ),
+        // The server closes the watch with nothing to say.
+        step("watch=true", Reply::Watch(vec![])),
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset(
+                "6",
+                2,
+                json!({ "observedGeneration": 2, "replicas": 1 }),
+            )),
+        ),
+        step(
+            "watch=true",
+            Reply::Watch(vec![
+                json!({ "type": "ERROR", "object": { "kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410 } }),
+            ]),
+        ),
+        step(
+            "statefulsets/postgres",
+            Reply::Json(statefulset("9", 2, ready)),
+        ),
+    ]);
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::StatefulSet,
+        "postgres",
+        Duration::from_secs(5),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(
+        messages,
+        [
+            "Waiting for statefulset spec update to be observed...",
+            "Waiting for 1 pods to be ready..."
+        ]
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen[3].contains("resourceVersion=6"), "{}", seen[3]);
+}
+
+#[tokio::test]
+async fn progress_deadline_exceeded_fails_at_once_with_the_crash_and_its_last_lines() {
+    let crashing = api_pod(
+        json!({ "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 40s" } }),
+        3,
+    );
+    let (client, seen) = mocked(vec![
+        step(
+            "deployments/api",
+            Reply::Json(deployment(
+                "20",
+                2,
+                json!({ "observedGeneration": 2, "replicas": 1,
+                "updatedReplicas": 1, "unavailableReplicas": 1,
+                "conditions": [{ "type": "Progressing", "status": "False",
+                                 "reason": "ProgressDeadlineExceeded" }] }),
+            )),
+        ),
+        step(
+            "/api/v1/namespaces/wander/pods?&labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            Reply::Json(list("PodList", vec![crashing])),
+        ),
+        step(
+            "/api/v1/namespaces/wander/events",
+            Reply::Json(list("EventList", vec![])),
+        ),
+        step(
+            "/api/v1/namespaces/wander/pods/api-7c9d-x2k4f/log",
+            Reply::Text("starting api\nerror: DATABASE_URL is not set\n"),
+        ),
+    ]);
+    // A long timeout: the failure must not wait for it.
+    let started = std::time::Instant::now();
+    let (result, _) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(
+        error.contains("deployment \"api\" exceeded its progress deadline"),
+        "{error}"
+    );
+    assert!(
+        error.contains("api-7c9d-x2k4f: container api keeps crashing"),
+        "{error}"
+    );
+    assert!(
+        error.contains("last lines of api-7c9d-x2k4f/api (previous run):"),
+        "{error}"
+    );
+    assert!(
+        error.contains("    | error: DATABASE_URL is not set"),
+        "{error}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        !seen.iter().any(|uri| uri.contains("watch=true")),
+        "{seen:?}"
+    );
+    let logs = &seen[3];
+    for part in ["container=api", "previous=true", "tailLines=20"] {
+        assert!(logs.contains(part), "{part} in {logs}");
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_error_that_names_the_unloaded_image() {
+    let pulling = api_pod(
+        json!({ "waiting": { "reason": "ImagePullBackOff",
+                             "message": "Back-off pulling image \"wander/api:3f9a\"" } }),
+        0,
+    );
+    let (client, seen) = mocked(vec![
+        step(
+            "deployments/api",
+            Reply::Json(deployment(
+                "30",
+                1,
+                json!({ "observedGeneration": 1, "replicas": 1,
+                "updatedReplicas": 1, "availableReplicas": 0 }),
+            )),
+        ),
+        step("watch=true", Reply::Hang),
+        step(
+            "labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            Reply::Json(list("PodList", vec![pulling])),
+        ),
+        step("/events", Reply::Json(list("EventList", vec![]))),
+    ]);
+    let (result, messages) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "api",
+        Duration::from_millis(300),
+    )
+    .await;
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(
+        error.contains("deployment \"api\" did not finish rolling out within 300ms (Waiting for deployment \"api\" rollout to finish: 0 of 1 updated replicas are available...)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("image wander/api:3f9a is not loaded into the cluster's node"),
+        "{error}"
+    );
+    assert_eq!(messages.len(), 1);
+    // No logs asked for: the container never ran.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_missing_workload_is_said_plainly_without_waiting() {
+    let (client, seen) = mocked(vec![step("deployments/web", Reply::NotFound)]);
+    let (result, _) = run(
+        &client,
+        WorkloadKind::Deployment,
+        "web",
+        Duration::from_secs(60),
+    )
+    .await;
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(
+        error.contains("deployment \"web\" does not exist; run `cargo xtask dev`"),
+        "{error}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn crashing_containers_are_picked_with_the_run_worth_reading() {
+    let pod = |state: Value, restarts: i32| -> Pod {
+        serde_json::from_value(api_pod(state, restarts)).unwrap()
+    };
+    let cases = vec![
+        (
+            "restarted, now waiting: its previous run crashed",
+            pod(json!({ "waiting": { "reason": "CrashLoopBackOff" } }), 2),
+            vec![true],
+        ),
+        (
+            "failed once, not restarted yet: the current run",
+            pod(json!({ "terminated": { "exitCode": 2 } }), 0),
+            vec![false],
+        ),
+        (
+            "never ran",
+            pod(json!({ "waiting": { "reason": "ImagePullBackOff" } }), 0),
+            vec![],
+        ),
+        (
+            "running, no restart",
+            pod(json!({ "running": {} }), 0),
+            vec![],
+        ),
+    ];
+    for (name, pod, want) in cases {
+        let got: Vec<bool> = crashing(&[pod])
+            .into_iter()
+            .map(|(_, _, previous)| previous)
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
