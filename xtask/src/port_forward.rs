@@ -46,18 +46,10 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         let ui = ctx.ui().clone();
         tokio::spawn(async move {
             let result = async {
-                let details = runtime
-                    .inspect(&container)
+                let ip = runtime
+                    .address(&container)
                     .await?
-                    .ok_or_else(|| anyhow!("{container} does not exist; run `cargo xtask dev`"))?;
-                let ip = details
-                    .network_settings
-                    .as_ref()
-                    .and_then(|n| n.networks.as_ref())
-                    .and_then(|n| n.get(&runtime.names().network()))
-                    .and_then(|e| e.ip_address.clone())
-                    .filter(|ip| !ip.is_empty())
-                    .ok_or_else(|| anyhow!("{container} is not running"))?;
+                    .ok_or_else(|| anyhow!("{container} is not running; run `cargo xtask dev`"))?;
                 let mut outbound = TcpStream::connect((ip.as_str(), target_port))
                     .await
                     .with_context(|| format!("connecting to {container} at {ip}:{target_port}"))?;

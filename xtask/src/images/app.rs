@@ -551,8 +551,11 @@ mod tests {
         let repository = format!("wander-xtask-test/{}-{}", app.name(), std::process::id());
         let labels = test_labels(test);
 
+        // Progress goes to stderr as well, timed: when this is slow, the test's output says why.
+        let started = std::time::Instant::now();
         let first = Transcript::default();
         let image = ensure(&ctx, docker, app, &repository, &labels, &|line| {
+            eprintln!("[{:>7.1?}] {line}", started.elapsed());
             first.record(line);
         })
         .await
@@ -566,13 +569,13 @@ mod tests {
         );
 
         let second = Transcript::default();
-        let started = std::time::Instant::now();
+        let looked = std::time::Instant::now();
         let again = ensure(&ctx, docker, app, &repository, &labels, &|line| {
             second.record(line);
         })
         .await
         .unwrap();
-        eprintln!("{} found again in {:?}", image.reference, started.elapsed());
+        eprintln!("{} found again in {:?}", image.reference, looked.elapsed());
         assert_eq!(again.reference, image.reference);
         assert!(!again.built);
         assert!(second.lines().is_empty(), "{:#?}", second.lines());

@@ -139,6 +139,35 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
         "the API's process is not visible: {run:#?}"
     );
 
+    // port-forward reaches a service that is not published: PostgreSQL answers its SSL probe.
+    let local = helpers::free_port();
+    let mut forward = stack
+        .command(&["port-forward", "postgres", &local.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answer = {
+        use std::io::{Read as _, Write as _};
+        let started = std::time::Instant::now();
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", local)) {
+                Ok(stream) => break stream,
+                Err(_) if started.elapsed().as_secs() < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(err) => panic!("port-forward never listened: {err}"),
+            }
+        };
+        // PostgreSQL's SSLRequest: length 8, code 80877103; a server without TLS says 'N'.
+        stream.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).unwrap();
+        let mut reply = [0_u8; 1];
+        stream.read_exact(&mut reply).unwrap();
+        reply[0]
+    };
+    forward.kill().unwrap();
+    forward.wait().unwrap();
+    assert_eq!(answer, b'N', "not PostgreSQL behind the forward");
+
     // A second dev with nothing changed rebuilds nothing and recreates nothing.
     let before = container_ids(&stack.name).await;
     let run = stack.run(&["dev", "--no-open"]);

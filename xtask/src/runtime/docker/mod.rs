@@ -211,6 +211,14 @@ impl DockerRuntime {
         }
     }
 
+    /// A running container's address on the stack network (`None`: absent or stopped).
+    pub(crate) async fn address(&self, name: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .inspect(name)
+            .await?
+            .and_then(|details| describe(&details, &self.names.network()).ip))
+    }
+
     /// Every container of this stack, running or not, by workload name.
     pub(crate) async fn containers(&self) -> anyhow::Result<Vec<Container>> {
         let filters = HashMap::from([("label", vec![self.names.filter()])]);

@@ -100,6 +100,16 @@ pub(crate) async fn wait(
         };
         let state = details.state.as_ref();
         let running = state.and_then(|s| s.running).unwrap_or(false);
+        let restarts = details.restart_count.unwrap_or(0);
+        if restarts > 0 && last_exit.is_none() {
+            // Restarted before we saw it die: its `die` event (with the exit code) is on its
+            // way; a moment's wait for it beats reporting a wrong code.
+            if let Ok(Some(code)) =
+                tokio::time::timeout(Duration::from_secs(2), next_death(&mut deaths)).await
+            {
+                last_exit = Some(code);
+            }
+        }
         let mut seen = Observation {
             state: state
                 .and_then(|s| s.status)
@@ -107,7 +117,7 @@ pub(crate) async fn wait(
                 .unwrap_or_default(),
             exit_code: last_exit.or(state.and_then(|s| s.exit_code)),
             oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
-            restarts: details.restart_count.unwrap_or(0),
+            restarts,
             probe: None,
         };
         if running && let Some(readiness) = &plan.readiness {
