@@ -33,7 +33,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     match ctx.runtime() {
         RuntimeKind::Docker => docker(ctx, &args).await,
-        RuntimeKind::Kind => bail!(crate::runtime::KIND_NOT_AVAILABLE),
+        RuntimeKind::Kind => crate::runtime::kind::up::run(ctx, &args).await,
     }
 }
 
@@ -68,32 +68,14 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|c| c.ports.iter().filter_map(|p| host_port_of(p)))
         .collect();
-    let checks = prereq::run_checks(
-        ctx,
-        &prereq::Options {
-            need_kind: false,
-            ports: wanted.clone(),
-            owned_ports: owned,
-        },
-    )
-    .await;
-    let failures: Vec<_> = checks
-        .iter()
-        .filter(|c| c.status == prereq::Status::Fail)
-        .collect();
-    if !failures.is_empty() {
+    let options = prereq::Options {
+        need_kind: false,
+        ports: wanted.clone(),
+        owned_ports: owned,
+    };
+    if let Err(err) = require_prerequisites(ctx, &step, &options).await {
         step.fail();
-        let lines: Vec<String> = failures
-            .iter()
-            .map(|c| match &c.fix {
-                Some(fix) => format!("  {}: {}\n    fix: {fix}", c.name, c.detail),
-                None => format!("  {}: {}", c.name, c.detail),
-            })
-            .collect();
-        bail!("this machine is not ready:\n{}", lines.join("\n"));
-    }
-    for warning in checks.iter().filter(|c| c.status == prereq::Status::Warn) {
-        step.println(format!("  note: {}: {}", warning.name, warning.detail));
+        return Err(err);
     }
     let ports: Vec<String> = wanted.iter().map(u16::to_string).collect();
     step.done(format!(
@@ -177,15 +159,47 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    summary(ctx, &plans, changed, started.elapsed());
-    if !args.no_open
-        && crate::ui::Ui::interactive()
-        && std::env::var_os("CI").is_none()
-        && let Some(web) = web_url(&plans)
-    {
-        open_browser(ctx, &web);
-    }
+    let urls: Vec<(String, String)> = plans
+        .iter()
+        .flat_map(|plan| &plan.published)
+        .map(|p| {
+            (
+                p.service.clone(),
+                format!("http://{}:{}", p.host_ip, p.host_port),
+            )
+        })
+        .collect();
+    summary(ctx, &urls, changed, plans.len(), started.elapsed());
+    open_dashboard(ctx, args, web_url(&plans).as_deref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the prerequisite checks under `step`: warnings are printed, failures are one error that
+/// lists each with its fix.
+pub(crate) async fn require_prerequisites(
+    ctx: &Context,
+    step: &crate::ui::Step,
+    options: &prereq::Options,
+) -> anyhow::Result<()> {
+    let checks = prereq::run_checks(ctx, options).await;
+    let failures: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status == prereq::Status::Fail)
+        .collect();
+    if !failures.is_empty() {
+        let lines: Vec<String> = failures
+            .iter()
+            .map(|c| match &c.fix {
+                Some(fix) => format!("  {}: {}\n    fix: {fix}", c.name, c.detail),
+                None => format!("  {}: {}", c.name, c.detail),
+            })
+            .collect();
+        bail!("this machine is not ready:\n{}", lines.join("\n"));
+    }
+    for warning in checks.iter().filter(|c| c.status == prereq::Status::Warn) {
+        step.println(format!("  note: {}: {}", warning.name, warning.detail));
+    }
+    Ok(())
 }
 
 /// After readiness: the checks that prove each service does its job, not merely runs.
@@ -221,33 +235,33 @@ async fn verify(
             }
             Ok("PING ok".to_owned())
         }
-        "api" => {
-            let Some(url) = published_url(plan, "/health") else {
-                return Ok("ready".to_owned());
-            };
-            // A fresh API is ready once the database answers; its Redis connection may take
-            // a moment more, so `degraded` is waited out (briefly) before it counts.
-            let started = std::time::Instant::now();
-            loop {
-                let body: serde_json::Value = reqwest::get(&url)
-                    .await
-                    .with_context(|| format!("GET {url}"))?
-                    .json()
-                    .await
-                    .with_context(|| format!("reading GET {url}"))?;
-                let status = body["status"].as_str().unwrap_or("unknown");
-                if status == "ok" {
-                    return Ok("/health ok".to_owned());
-                }
-                if started.elapsed() > API_SETTLE.min(timeout) {
-                    bail!(
-                        "the API reports {status}: {body}\nnext: `cargo xtask logs api` says why"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+        "api" => match published_url(plan, "/health") {
+            Some(url) => api_health(&url, timeout).await,
+            None => Ok("ready".to_owned()),
+        },
         _ => Ok("ready".to_owned()),
+    }
+}
+
+/// `GET /health` until the API reports `ok`. A fresh API is ready once the database answers;
+/// its Redis connection may take a moment more, so `degraded` is waited out (briefly).
+pub(crate) async fn api_health(url: &str, timeout: Duration) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let body: serde_json::Value = reqwest::get(url)
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("reading GET {url}"))?;
+        let status = body["status"].as_str().unwrap_or("unknown");
+        if status == "ok" {
+            return Ok("/health ok".to_owned());
+        }
+        if started.elapsed() > API_SETTLE.min(timeout) {
+            bail!("the API reports {status}: {body}\nnext: `cargo xtask logs api` says why");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -273,23 +287,24 @@ fn web_url(plans: &[ContainerPlan]) -> Option<String> {
         .and_then(|p| published_url(p, "/"))
 }
 
-fn summary(ctx: &Context, plans: &[ContainerPlan], changed: usize, elapsed: Duration) {
+/// The closing lines of `dev`: what changed, the URLs (`(service, url)`), how to go on, and
+/// each step's time.
+pub(crate) fn summary(
+    ctx: &Context,
+    urls: &[(String, String)],
+    changed: usize,
+    total: usize,
+    elapsed: Duration,
+) {
     let ui = ctx.ui();
     let mut lines = vec![String::new()];
     lines.push(format!(
-        "{} the stack is up ({} of {} services changed) in {}",
+        "{} the stack is up ({changed} of {total} services changed) in {}",
         ui.paint_green("✓"),
-        changed,
-        plans.len(),
         human_duration(elapsed)
     ));
-    for plan in plans {
-        for published in &plan.published {
-            lines.push(format!(
-                "  {:<10} http://{}:{}",
-                published.service, published.host_ip, published.host_port
-            ));
-        }
+    for (service, url) in urls {
+        lines.push(format!("  {service:<10} {url}"));
     }
     lines.push(format!(
         "  {:<10} `cargo xtask token` (for POST and DELETE)",
@@ -306,6 +321,17 @@ fn summary(ctx: &Context, plans: &[ContainerPlan], changed: usize, elapsed: Dura
         .collect();
     lines.push(format!("  {:<10} {}", "timings", timings.join(" · ")));
     eprintln!("{}", lines.join("\n"));
+}
+
+/// Opens the dashboard at `url` unless told not to, or with no one at a terminal to see it.
+pub(crate) fn open_dashboard(ctx: &Context, args: &Args, url: Option<&str>) {
+    if !args.no_open
+        && crate::ui::Ui::interactive()
+        && std::env::var_os("CI").is_none()
+        && let Some(url) = url
+    {
+        open_browser(ctx, url);
+    }
 }
 
 fn open_browser(ctx: &Context, url: &str) {

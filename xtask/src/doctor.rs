@@ -18,12 +18,18 @@ pub(crate) struct Args {
 }
 
 /// `cargo xtask doctor`: exit 0 when nothing failed (warnings allowed), else 1. Ports held by
-/// this stack's own containers are not conflicts.
+/// this stack's own containers (or kind nodes) are not conflicts.
 pub(crate) async fn command(ctx: &Context, args: Args) -> anyhow::Result<std::process::ExitCode> {
+    let kind = ctx.runtime() == crate::runtime::RuntimeKind::Kind;
+    let owned_ports = if kind {
+        crate::runtime::kind::up::node_host_ports(ctx).await
+    } else {
+        crate::runtime::docker::session::owned_host_ports().await
+    };
     let opts = Options {
-        need_kind: ctx.runtime() == crate::runtime::RuntimeKind::Kind,
+        need_kind: kind,
         ports: crate::runtime::docker::session::wanted_host_ports(ctx),
-        owned_ports: crate::runtime::docker::session::owned_host_ports().await,
+        owned_ports,
     };
     let ok = run(ctx, &opts, args.json, &mut std::io::stdout().lock()).await?;
     Ok(if ok {

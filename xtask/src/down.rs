@@ -1,7 +1,9 @@
-//! `cargo xtask down`: removes the stack's containers and network, and with `--volumes` its
-//! data. Only objects labelled as this stack's are touched.
+//! `cargo xtask down`: on docker, removes the stack's containers and network, and with
+//! `--volumes` its data; only objects labelled as this stack's are touched. On kind, deletes the
+//! cluster, or with `--keep-cluster` only the stack's namespace (the data goes with either).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::bail;
 
@@ -9,6 +11,8 @@ use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::docker::names::Names;
+use crate::runtime::kind::cluster::{CLUSTER_NAME, CONTEXT, KindCli};
+use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask down`.
 #[derive(Debug, clap::Args)]
@@ -16,12 +20,63 @@ pub(crate) struct Args {
     /// Also delete the database and Redis data (the next `dev` starts from an empty database).
     #[arg(long)]
     pub(crate) volumes: bool,
+
+    /// kind runtime: keep the cluster, delete only the stack's namespace (faster next `dev`).
+    #[arg(long)]
+    pub(crate) keep_cluster: bool,
 }
 
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    if ctx.runtime() == RuntimeKind::Kind {
-        bail!(crate::runtime::KIND_NOT_AVAILABLE);
+    match ctx.runtime() {
+        RuntimeKind::Docker if args.keep_cluster => bail!(
+            "--keep-cluster is for the kind runtime; the docker runtime has no cluster (`cargo xtask down` removes its containers)"
+        ),
+        RuntimeKind::Docker => docker(ctx, &args).await,
+        RuntimeKind::Kind => kind(ctx, &args).await,
     }
+}
+
+async fn kind(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    // No manifests needed when the whole cluster goes: `down` must work when they are broken.
+    if !args.keep_cluster {
+        if let Some(other) = ctx.kube_context().filter(|&named| named != CONTEXT) {
+            bail!(
+                "`down` deletes its own kind cluster {CLUSTER_NAME}, never `--context {other}`; `--keep-cluster --context {other}` deletes only the stack's namespace there"
+            );
+        }
+        let step = ctx
+            .ui()
+            .step(format!("Deleting the kind cluster {CLUSTER_NAME}"));
+        let deleted = KindCli::new(ctx).delete_if_exists(ctx.state().path());
+        step.conclude(deleted, |existed| {
+            if *existed {
+                "deleted, with the stack's data".to_owned()
+            } else {
+                "there was none".to_owned()
+            }
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let session = KindSession::open(ctx).await?;
+    let namespace = session.namespace().to_owned();
+    let step = ctx.ui().step(format!("Deleting the namespace {namespace}"));
+    let deleted =
+        crate::runtime::kind::down::delete_namespace(&session.client, &namespace, NAMESPACE_GONE)
+            .await;
+    step.conclude(deleted, |existed| {
+        if *existed {
+            "deleted, with the stack's data; the cluster is kept".to_owned()
+        } else {
+            "there was none".to_owned()
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long `down --keep-cluster` waits for the namespace's pods and volumes to go.
+const NAMESPACE_GONE: Duration = Duration::from_secs(180);
+
+async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     // No manifests or secrets needed: `down` must work even when they are broken.
     let docker = crate::docker::connect().await?;
     let runtime = DockerRuntime::new(

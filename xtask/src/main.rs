@@ -68,6 +68,11 @@ struct Cli {
     #[arg(long, global = true, value_enum, env = "WANDER_RUNTIME")]
     runtime: Option<RuntimeKind>,
 
+    /// The kube context to use on the kind runtime instead of the cluster's own `kind-wander`
+    /// (read from your kubeconfig). Without it, any other context is refused.
+    #[arg(long, global = true, value_name = "NAME", env = "WANDER_KUBE_CONTEXT")]
+    context: Option<String>,
+
     /// Show every sub-step, build line and external command.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     verbose: bool,
@@ -145,11 +150,14 @@ pub(crate) struct Context {
     ui: Ui,
     /// The runtime asked for on the command line, if any.
     runtime: Option<RuntimeKind>,
+    /// The kube context named with `--context`, if any.
+    kube: Option<String>,
 }
 
 impl Context {
     fn new(verbosity: Verbosity, runtime: Option<RuntimeKind>) -> Self {
         Self {
+            kube: None,
             // xtask/ sits directly in the repository root.
             root: Self::repository_root(),
             verbose: verbosity == Verbosity::Verbose,
@@ -189,6 +197,12 @@ impl Context {
             std::env::var_os("WANDER_STATE_DIR")
                 .map_or_else(|| self.root.join(".wander"), PathBuf::from),
         )
+    }
+
+    /// The kube context named with `--context`: the kind runtime uses no other than its own
+    /// cluster's unless told so.
+    pub(crate) fn kube_context(&self) -> Option<&str> {
+        self.kube.as_deref()
     }
 
     /// The runtime to use: the one asked for, else the default (saying which, in one line).
@@ -246,7 +260,8 @@ fn main() -> ExitCode {
     } else {
         Verbosity::Normal
     };
-    let ctx = Context::new(verbosity, cli.runtime);
+    let mut ctx = Context::new(verbosity, cli.runtime);
+    ctx.kube = cli.context;
     let result = match cli.command {
         Command::Dev(args) => run_async(&ctx, Stop::Resumable, dev::run(&ctx, args)),
         Command::Down(args) => run_async(&ctx, Stop::Resumable, down::run(&ctx, args)),
@@ -524,7 +539,17 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["down", "--volumes"]).unwrap().command,
-            Command::Down(down::Args { volumes: true })
+            Command::Down(down::Args {
+                volumes: true,
+                keep_cluster: false
+            })
+        ));
+        assert!(matches!(
+            parse(&["down", "--keep-cluster"]).unwrap().command,
+            Command::Down(down::Args {
+                volumes: false,
+                keep_cluster: true
+            })
         ));
         assert!(matches!(
             parse(&["status", "--json"]).unwrap().command,

@@ -1,15 +1,22 @@
 //! `cargo xtask port-forward SVC [PORT]`: a local port on 127.0.0.1 forwarded to a Service that
 //! is not published on the host (PostgreSQL, Redis). Each new connection looks the service's
-//! container up again, so the forward survives the container being restarted or replaced.
+//! container (docker) or ready pod (kind) up again, so the forward survives it being restarted
+//! or replaced.
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, anyhow, bail};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::session::{SecretsMode, Session};
+use crate::runtime::kind::portforward::{self, Forwarder, ServicePods};
+use crate::runtime::kind::session::KindSession;
+use crate::stack::Stack;
 
 /// Options of `cargo xtask port-forward`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +30,56 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    if ctx.runtime() == RuntimeKind::Kind {
-        bail!(crate::runtime::KIND_NOT_AVAILABLE);
+    match ctx.runtime() {
+        RuntimeKind::Docker => docker(ctx, &args).await,
+        RuntimeKind::Kind => kind(ctx, &args).await,
     }
+}
+
+/// On kind, through kube-rs: each connection goes to a ready pod of the Service, the same one
+/// while it stays ready, a new one when it goes (a rollout, a crash).
+async fn kind(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let session = KindSession::open(ctx).await?;
+    let service = session
+        .stack
+        .services
+        .iter()
+        .find(|s| s.name == args.service)
+        .ok_or_else(|| unknown_service(&session.stack, &args.service))?;
+    let port = service
+        .ports
+        .first()
+        .ok_or_else(|| anyhow!("Service {} has no port", args.service))?
+        .port;
+    let local = args.port.unwrap_or(port);
+    let listener = portforward::bind(local).await?;
+    eprintln!(
+        "forwarding 127.0.0.1:{local} -> service {}:{port} in namespace {}; Ctrl-C stops",
+        args.service,
+        session.namespace()
+    );
+    let ui = ctx.ui().clone();
+    let forwarder = Forwarder::new(
+        ServicePods::new(&session.client, session.namespace(), &args.service, port),
+        PATIENCE,
+        move |event: &str| ui.note(event),
+    );
+    portforward::serve(Arc::new(forwarder), listener).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long a connection waits for a ready pod (during a rollout) before it is dropped.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn unknown_service(stack: &Stack, name: &str) -> anyhow::Error {
+    let known: Vec<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
+    anyhow!(
+        "no Service named {name:?}; the stack has: {}",
+        known.join(", ")
+    )
+}
+
+async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let session = Session::open(ctx, SecretsMode::Existing).await?;
     let (workload, service_port, target_port) = target(&session, &args.service)?;
     let local = args.port.unwrap_or(service_port);
@@ -72,18 +126,7 @@ fn target(session: &Session, service_name: &str) -> anyhow::Result<(String, u16,
         .services
         .iter()
         .find(|s| s.name == service_name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = session
-                .stack
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            anyhow!(
-                "no Service named {service_name:?}; the stack has: {}",
-                known.join(", ")
-            )
-        })?;
+        .ok_or_else(|| unknown_service(&session.stack, service_name))?;
     let port = service
         .ports
         .first()

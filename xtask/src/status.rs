@@ -1,16 +1,18 @@
-//! `cargo xtask status`: each service's state, health (its readiness probe, run now), image,
-//! ports and uptime, as a table or as JSON.
+//! `cargo xtask status`: each service's state, health, image, ports and uptime, as a table or
+//! as JSON. On docker the health is the readiness probe, run now; on kind it is the pods'
+//! readiness as the cluster reports it.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use serde::Serialize;
 
 use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::readiness;
 use crate::runtime::docker::session::{SecretsMode, Session};
+use crate::runtime::kind::cluster::CONTEXT;
+use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask status`.
 #[derive(Debug, clap::Args)]
@@ -48,11 +50,14 @@ pub(crate) struct Report {
 }
 
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    if ctx.runtime() == RuntimeKind::Kind {
-        bail!(crate::runtime::KIND_NOT_AVAILABLE);
-    }
-    let session = Session::open(ctx, SecretsMode::Existing).await?;
-    let report = collect(&session).await?;
+    let report = match ctx.runtime() {
+        RuntimeKind::Docker => collect(&Session::open(ctx, SecretsMode::Existing).await?).await?,
+        RuntimeKind::Kind => {
+            let session = KindSession::open(ctx).await?;
+            let context = ctx.kube_context().unwrap_or(CONTEXT);
+            crate::runtime::kind::status::collect(&session, context).await?
+        }
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

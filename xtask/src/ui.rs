@@ -216,6 +216,25 @@ impl Step {
         elapsed
     }
 
+    /// Ends the step by `result`: done with the summary `describe` gives of its value, or failed
+    /// (the error goes on to whoever reports it).
+    pub(crate) fn conclude<T>(
+        self,
+        result: anyhow::Result<T>,
+        describe: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<T> {
+        match result {
+            Ok(value) => {
+                self.done(describe(&value));
+                Ok(value)
+            }
+            Err(err) => {
+                self.fail();
+                Err(err)
+            }
+        }
+    }
+
     /// Ends the step as failed; the error itself is printed by whoever reports it.
     pub(crate) fn fail(mut self) {
         self.finished = true;
@@ -291,7 +310,13 @@ mod tests {
         second.sub("working");
         second.done("ok");
         drop(ui.step("abandoned"));
+        let concluded = ui.step("third").conclude(Ok(3), |n| format!("{n} things"));
+        assert_eq!(concluded.unwrap(), 3);
+        let failed = ui
+            .step("fourth")
+            .conclude(Err::<(), _>(anyhow::anyhow!("no")), |()| String::new());
+        assert_eq!(failed.unwrap_err().to_string(), "no");
         let names: Vec<_> = ui.timings().into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names, ["first", "second"]);
+        assert_eq!(names, ["first", "second", "third"]);
     }
 }

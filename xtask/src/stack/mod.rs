@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub(crate) use env::expand_env;
+pub(crate) use env::{check_secret_name, container_env, expand_env};
 pub(crate) use kind_config::KindCluster;
 
 /// The Secret the xtask generates (never stored in `manifests/`, DESIGN.md decision 6).
@@ -238,6 +238,17 @@ impl Stack {
     /// The workload called `name`.
     pub(crate) fn workload(&self, name: &str) -> Option<&Workload> {
         self.workloads.iter().find(|w| w.name == name)
+    }
+
+    /// The workload a user named on the command line; the error lists the names there are.
+    pub(crate) fn named_workload(&self, name: &str) -> anyhow::Result<&Workload> {
+        self.workload(name).ok_or_else(|| {
+            let known: Vec<&str> = self.workloads.iter().map(|w| w.name.as_str()).collect();
+            anyhow::anyhow!(
+                "no service named {name:?}; the stack has: {}",
+                known.join(", ")
+            )
+        })
     }
 
     /// The Services that select `workload`'s pods.

@@ -103,18 +103,7 @@ impl Session {
     }
 
     pub(crate) fn workload(&self, name: &str) -> anyhow::Result<&Workload> {
-        self.stack.workload(name).ok_or_else(|| {
-            let known: Vec<&str> = self
-                .stack
-                .workloads
-                .iter()
-                .map(|w| w.name.as_str())
-                .collect();
-            anyhow!(
-                "no service named {name:?}; the stack has: {}",
-                known.join(", ")
-            )
-        })
+        self.stack.named_workload(name)
     }
 
     /// The database container with the user and database psql should use.

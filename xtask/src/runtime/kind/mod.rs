@@ -13,8 +13,13 @@
 pub(crate) mod apply;
 pub(crate) mod client;
 pub(crate) mod cluster;
+pub(crate) mod database;
+pub(crate) mod down;
 pub(crate) mod explain;
 pub(crate) mod load;
 pub(crate) mod portforward;
 pub(crate) mod rollout;
+pub(crate) mod session;
+pub(crate) mod status;
+pub(crate) mod up;
 pub(crate) mod wait;

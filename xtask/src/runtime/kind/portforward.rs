@@ -210,6 +210,73 @@ pub(crate) async fn serve<P: Pods>(
     }
 }
 
+/// A forward from an ephemeral port on 127.0.0.1 to a Service, for the xtask's own connections
+/// (the application checks and the seed of `dev`, `seed`); it stops when dropped.
+pub(crate) struct Tunnel {
+    address: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<Result<()>>,
+    /// What the forward last said (the pod it is on, or why a connection failed).
+    last_event: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tunnel {
+    /// Forwards a fresh local port to `service`'s port `port`; a connection waits up to
+    /// `patience` for a ready pod.
+    pub(crate) async fn open(
+        client: &Client,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        patience: Duration,
+    ) -> Result<Self> {
+        let listener = bind(0).await?;
+        let address = listener
+            .local_addr()
+            .context("reading the forward's local address")?;
+        let last_event = Arc::new(Mutex::new(None));
+        let heard = Arc::clone(&last_event);
+        let forwarder = Forwarder::new(
+            ServicePods::new(client, namespace, service, port),
+            patience,
+            move |event: &str| {
+                if let Ok(mut last) = heard.lock() {
+                    *last = Some(event.to_owned());
+                }
+            },
+        );
+        let task = tokio::spawn(serve(Arc::new(forwarder), listener));
+        Ok(Self {
+            address,
+            task,
+            last_event,
+        })
+    }
+
+    /// The local end: connect here to reach the Service.
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// What the forward said last, to explain a connection that failed through it.
+    pub(crate) fn last_event(&self) -> Option<String> {
+        self.last_event.lock().ok().and_then(|last| last.clone())
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The pods of a Service, reached through kube-rs's port-forward (a websocket to the API server).
 pub(crate) struct ServicePods {
     services: Api<Service>,

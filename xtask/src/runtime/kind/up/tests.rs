@@ -1,0 +1,178 @@
+//! The pure parts of `dev` on kind, and the node wait against kube's mocked API service.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::stack::WorkloadKind;
+
+fn node(name: &str, ready: Option<(&str, &str)>) -> Node {
+    let conditions: Vec<Value> = ready
+        .map(|(status, message)| {
+            vec![json!({ "type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message })]
+        })
+        .unwrap_or_default();
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "status": { "conditions": conditions }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn nodes_that_are_not_ready_are_named_with_their_reason() {
+    let nodes = [
+        node("wander-control-plane", Some(("True", ""))),
+        node(
+            "wander-worker",
+            Some(("False", "container runtime network not ready")),
+        ),
+        node("wander-worker2", None),
+    ];
+    assert_eq!(
+        not_ready_nodes(&nodes),
+        [
+            "wander-worker: container runtime network not ready",
+            "wander-worker2: no Ready condition yet"
+        ]
+    );
+    assert!(not_ready_nodes(&nodes[..1]).is_empty());
+}
+
+/// A client whose API server answers each request with the next of `replies`; the URIs asked.
+fn mocked(replies: Vec<Value>) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        let mut replies = replies.into_iter();
+        while let Some((request, send)) = handle.next_request().await {
+            record.lock().unwrap().push(request.uri().to_string());
+            let reply = replies.next().unwrap_or_else(|| json!({}));
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&reply).unwrap(),
+            )));
+        }
+    });
+    (kube::Client::new(service, "default"), seen)
+}
+
+fn node_list(nodes: &[Node]) -> Value {
+    json!({ "apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes })
+}
+
+#[tokio::test]
+async fn the_wait_for_nodes_ends_once_every_node_is_ready() {
+    let not_yet = node("wander-control-plane", Some(("False", "starting")));
+    let ready = node("wander-control-plane", Some(("True", "")));
+    let (client, seen) = mocked(vec![
+        node_list(&[]),
+        node_list(std::slice::from_ref(&not_yet)),
+        node_list(&[ready]),
+    ]);
+    let names = wait_nodes_ready(&client, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(names, ["wander-control-plane"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|uri| uri.starts_with("/api/v1/nodes")));
+}
+
+#[tokio::test]
+async fn nodes_that_stay_unready_fail_the_wait_with_their_reason() {
+    let not_ready = node(
+        "wander-control-plane",
+        Some(("False", "PLEG is not healthy")),
+    );
+    let (client, _) = mocked(vec![node_list(&[not_ready]); 5]);
+    let err = wait_nodes_ready(&client, Duration::from_millis(10))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("wander-control-plane: PLEG is not healthy"),
+        "{err}"
+    );
+    assert!(err.contains("cargo xtask down"), "{err}");
+}
+
+fn stack() -> Stack {
+    Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
+}
+
+#[test]
+fn published_workloads_are_checked_on_kinds_host_ports_and_the_rest_not() {
+    let stack = stack();
+    let url = |name: &str| host_url(&stack, stack.workload(name).unwrap());
+    assert_eq!(url("api").as_deref(), Some("http://127.0.0.1:8080"));
+    assert_eq!(url("web").as_deref(), Some("http://127.0.0.1:3000"));
+    assert_eq!(url("postgres"), None);
+    assert_eq!(url("redis"), None);
+}
+
+#[test]
+fn a_workload_counts_as_changed_only_when_its_own_object_changed() {
+    let stack = stack();
+    let api = stack.workload("api").unwrap();
+    assert_eq!(api.kind, WorkloadKind::Deployment);
+    let applied = |kind: &'static str, name: &str, changed: bool| Applied {
+        kind,
+        name: name.to_owned(),
+        changed,
+    };
+    assert!(workload_changed(&[applied("Deployment", "api", true)], api));
+    assert!(!workload_changed(
+        &[
+            applied("Deployment", "api", false),
+            applied("Service", "api", true),
+            applied("StatefulSet", "api", true),
+            applied("Deployment", "web", true),
+        ],
+        api
+    ));
+}
+
+#[test]
+fn the_images_line_says_what_was_built_and_what_was_sent() {
+    let resolved: BTreeMap<String, Resolved> = [("wander/api", true), ("redis:7", false)]
+        .into_iter()
+        .map(|(name, built)| {
+            (
+                name.to_owned(),
+                Resolved {
+                    reference: format!("{name}-ref"),
+                    built,
+                    notice: None,
+                },
+            )
+        })
+        .collect();
+    let loaded = [
+        load::Loaded {
+            image: "wander/api-ref".to_owned(),
+            node: "wander-control-plane".to_owned(),
+            outcome: load::Outcome::Loaded {
+                bytes: 8_000_000,
+                elapsed: Duration::from_millis(2_500),
+            },
+        },
+        load::Loaded {
+            image: "redis:7-ref".to_owned(),
+            node: "wander-control-plane".to_owned(),
+            outcome: load::Outcome::Present,
+        },
+    ];
+    assert_eq!(
+        images_summary(&resolved, &loaded),
+        "1 built, 1 up to date; 1 loaded into the nodes (2.5s), 1 already there"
+    );
+    assert_eq!(
+        images_summary(&resolved, &loaded[1..]),
+        "1 built, 1 up to date; all already in the nodes"
+    );
+}
