@@ -3,6 +3,7 @@
 
 pub(crate) mod docker;
 pub(crate) mod kind;
+pub(crate) mod logs_format;
 
 /// The runtime chosen with `--runtime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
