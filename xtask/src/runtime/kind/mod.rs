@@ -15,6 +15,7 @@ pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod explain;
 pub(crate) mod load;
+pub(crate) mod logs;
 pub(crate) mod portforward;
 pub(crate) mod rollout;
 pub(crate) mod wait;
