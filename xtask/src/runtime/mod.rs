@@ -2,6 +2,7 @@
 //! 2): `kind`, a real Kubernetes cluster, and `docker`, containers straight on the engine.
 
 pub(crate) mod docker;
+pub(crate) mod exec_io;
 pub(crate) mod kind;
 pub(crate) mod logs_format;
 
