@@ -23,10 +23,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, LogParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt as _};
 
+use super::NAME_LABEL;
 use crate::runtime::logs_format::{LineBuffer, LineFormat, LogOptions, Since};
-
-/// The label our manifests put on every pod, naming its service.
-const NAME_LABEL: &str = "app.kubernetes.io/name";
 
 /// How long one watch request may stay open before the server ends it and we watch again.
 const WATCH_SECONDS: u32 = 240;

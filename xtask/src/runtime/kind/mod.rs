@@ -13,9 +13,13 @@
 pub(crate) mod apply;
 pub(crate) mod client;
 pub(crate) mod cluster;
+pub(crate) mod exec;
 pub(crate) mod explain;
 pub(crate) mod load;
 pub(crate) mod logs;
 pub(crate) mod portforward;
 pub(crate) mod rollout;
 pub(crate) mod wait;
+
+/// The label our manifests put on every pod, naming its service (and workload).
+pub(crate) const NAME_LABEL: &str = "app.kubernetes.io/name";
