@@ -4,8 +4,9 @@
 //! Built so far, and tested without a cluster: the cluster's lifecycle through the one `kind`
 //! runner (`cluster`), images streamed into the nodes (`load`), the rollout rules of `kubectl
 //! rollout status` (`rollout`), plain-language failure causes (`explain`), the kube-rs client for
-//! kind's context only (`client`) and the server-side apply of the stack (`apply`). Watches,
-//! port-forward, logs and exec, and the wiring into `dev`, come next;
+//! kind's context only (`client`), the server-side apply of the stack (`apply`), rollout waits
+//! (`wait`), a re-attaching port-forward (`portforward`), `logs` that follow restarts and
+//! rollouts (`logs`) and commands in pods (`exec`). The wiring into the commands comes next;
 //! until then the commands refuse `--runtime kind` with a message, so these parts are only
 //! reached by their tests.
 #![allow(dead_code)]
