@@ -2,7 +2,9 @@
 //! 2): `kind`, a real Kubernetes cluster, and `docker`, containers straight on the engine.
 
 pub(crate) mod docker;
+pub(crate) mod exec_io;
 pub(crate) mod kind;
+pub(crate) mod logs_format;
 
 /// The runtime chosen with `--runtime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
