@@ -8,7 +8,9 @@ use anyhow::bail;
 use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::exec::{self, ExecIo};
-use crate::runtime::docker::session::{SecretsMode, Session};
+use crate::runtime::docker::session::{DATABASE_WORKLOAD, SecretsMode, Session, psql};
+use crate::runtime::kind::exec as kind_exec;
+use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask db-shell`.
 #[derive(Debug, clap::Args)]
@@ -19,9 +21,6 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    if ctx.runtime() == RuntimeKind::Kind {
-        bail!(crate::runtime::KIND_NOT_AVAILABLE);
-    }
     if args
         .command
         .as_deref()
@@ -31,11 +30,9 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             "-c needs a statement, e.g. `cargo xtask db-shell -c 'SELECT count(*) FROM deployments'`"
         );
     }
-    let session = Session::open(ctx, SecretsMode::Existing).await?;
-    let database = session.database().await?;
-    let (command, io) = match &args.command {
+    let (extra, io) = match &args.command {
         Some(sql) => (
-            database.psql(&["-c", sql]),
+            vec!["-c", sql.as_str()],
             ExecIo {
                 tty: false,
                 forward_stdin: false,
@@ -43,7 +40,7 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             },
         ),
         None => (
-            database.psql(&[]),
+            Vec::new(),
             ExecIo {
                 tty: true,
                 forward_stdin: true,
@@ -52,6 +49,21 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             },
         ),
     };
-    let code = exec::run(session.runtime.docker(), &database.container, &command, &io).await?;
+    let code = match ctx.runtime() {
+        RuntimeKind::Docker => {
+            let session = Session::open(ctx, SecretsMode::Existing).await?;
+            let database = session.database().await?;
+            let command = database.psql(&extra);
+            exec::run(session.runtime.docker(), &database.container, &command, &io).await?
+        }
+        RuntimeKind::Kind => {
+            let session = KindSession::open(ctx).await?;
+            let login = session.database()?;
+            let namespace = session.namespace();
+            let pod = kind_exec::ready_pod(&session.client, namespace, DATABASE_WORKLOAD).await?;
+            let command = psql(&login.user, &login.database, &extra);
+            kind_exec::run(&session.client, namespace, &pod, None, &command, &io).await?
+        }
+    };
     Ok(crate::shell::exit_code(code))
 }

@@ -9,6 +9,7 @@ use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::logs::{self, LogOptions, Since, Target};
 use crate::runtime::docker::session::{SecretsMode, Session};
+use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask logs`.
 #[derive(Debug, clap::Args)]
@@ -30,11 +31,49 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    if ctx.runtime() == RuntimeKind::Kind {
-        bail!(crate::runtime::KIND_NOT_AVAILABLE);
+    let options = LogOptions {
+        follow: args.follow,
+        since: args.since,
+        tail: args.tail,
+        prefix: args.service.is_none(),
+        color: console::colors_enabled(),
+    };
+    let mut out = std::io::stdout();
+    match ctx.runtime() {
+        RuntimeKind::Docker => docker(ctx, args.service.as_deref(), &options, &mut out).await?,
+        RuntimeKind::Kind => {
+            let session = KindSession::open(ctx).await?;
+            let services: Vec<String> = match &args.service {
+                Some(name) => vec![session.stack.named_workload(name)?.name.clone()],
+                None => session
+                    .stack
+                    .workloads
+                    .iter()
+                    .map(|w| w.name.clone())
+                    .collect(),
+            };
+            let namespace = session.namespace();
+            crate::runtime::kind::logs::stream(
+                &session.client,
+                namespace,
+                &services,
+                &options,
+                &mut out,
+            )
+            .await?;
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn docker(
+    ctx: &Context,
+    service: Option<&str>,
+    options: &LogOptions,
+    out: &mut std::io::Stdout,
+) -> anyhow::Result<()> {
     let session = Session::open(ctx, SecretsMode::Existing).await?;
-    if let Some(name) = &args.service {
+    if let Some(name) = service {
         session.workload(name)?;
     }
     let containers = session.runtime.containers().await?;
@@ -42,7 +81,7 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .stack
         .workloads
         .iter()
-        .filter(|w| args.service.as_ref().is_none_or(|name| *name == w.name))
+        .filter(|w| service.is_none_or(|name| name == w.name))
         .filter_map(|w| {
             containers
                 .iter()
@@ -56,14 +95,5 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if targets.is_empty() {
         bail!("no containers to show logs of: start the stack with `cargo xtask dev`");
     }
-    let options = LogOptions {
-        follow: args.follow,
-        since: args.since,
-        tail: args.tail,
-        prefix: args.service.is_none(),
-        color: console::colors_enabled(),
-    };
-    let mut out = std::io::stdout();
-    logs::stream(session.runtime.docker(), &targets, &options, &mut out).await?;
-    Ok(ExitCode::SUCCESS)
+    logs::stream(session.runtime.docker(), &targets, options, out).await
 }

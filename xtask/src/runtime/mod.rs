@@ -16,14 +16,13 @@ pub(crate) enum RuntimeKind {
 }
 
 impl RuntimeKind {
-    /// The runtime used without `--runtime`, and the notice that says so. kind will be the
-    /// default where it is installed once the kind runtime is built; until then docker is, so
-    /// that `cargo xtask dev` works wherever Docker does.
+    /// The runtime used without `--runtime`, and the notice that says so: kind where it is
+    /// installed, else docker, so that `cargo xtask dev` works wherever Docker does.
     pub(crate) fn default_for(kind_installed: bool) -> (Self, &'static str) {
         if kind_installed {
             (
-                Self::Docker,
-                "using the docker runtime: the kind runtime is not part of this build yet",
+                Self::Kind,
+                "using the kind runtime (`--runtime docker` runs the stack straight on Docker)",
             )
         } else {
             (
@@ -34,19 +33,17 @@ impl RuntimeKind {
     }
 }
 
-/// What the kind runtime says until it exists (issue 5).
-pub(crate) const KIND_NOT_AVAILABLE: &str = "the kind runtime is not part of this build yet; run with `--runtime docker` (or set WANDER_RUNTIME=docker)";
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn without_a_flag_the_docker_runtime_runs_and_says_so() {
-        for installed in [true, false] {
-            let (chosen, why) = RuntimeKind::default_for(installed);
-            assert_eq!(chosen, RuntimeKind::Docker);
-            assert!(why.contains("docker runtime"), "{why}");
-        }
+    fn without_a_flag_kind_runs_where_installed_and_docker_elsewhere_and_it_says_so() {
+        let (chosen, why) = RuntimeKind::default_for(true);
+        assert_eq!(chosen, RuntimeKind::Kind);
+        assert!(why.contains("kind runtime"), "{why}");
+        let (chosen, why) = RuntimeKind::default_for(false);
+        assert_eq!(chosen, RuntimeKind::Docker);
+        assert!(why.contains("docker runtime"), "{why}");
     }
 }

@@ -203,22 +203,27 @@ pub(crate) struct Database {
 impl Database {
     /// `psql` with the stack's user and database, quiet and stopping at the first error.
     pub(crate) fn psql(&self, extra: &[&str]) -> Vec<String> {
-        let mut cmd: Vec<String> = [
-            "psql",
-            "--no-psqlrc",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            &self.user,
-            "-d",
-            &self.name,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        cmd.extend(extra.iter().map(|s| (*s).to_owned()));
-        cmd
+        psql(&self.user, &self.name, extra)
     }
+}
+
+/// `psql` as `user` on `database`, quiet and stopping at the first error, then `extra`.
+pub(crate) fn psql(user: &str, database: &str, extra: &[&str]) -> Vec<String> {
+    let mut cmd: Vec<String> = [
+        "psql",
+        "--no-psqlrc",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        user,
+        "-d",
+        database,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    cmd.extend(extra.iter().map(|s| (*s).to_owned()));
+    cmd
 }
 
 /// Every image a workload's containers name in the manifests.

@@ -1,20 +1,21 @@
 //! The kind runtime: the stack on a local kind cluster, driven through kube-rs (DESIGN.md
-//! decision 2).
+//! decision 2), with no kubectl or helm.
 //!
-//! Built so far, and tested without a cluster: the cluster's lifecycle through the one `kind`
-//! runner (`cluster`), images streamed into the nodes (`load`), the rollout rules of `kubectl
-//! rollout status` (`rollout`), plain-language failure causes (`explain`), the kube-rs client for
-//! kind's context only (`client`), the server-side apply of the stack (`apply`), rollout waits
-//! (`wait`), a re-attaching port-forward (`portforward`), `logs` that follow restarts and
-//! rollouts (`logs`) and commands in pods (`exec`). The wiring into the commands comes next;
-//! until then the commands refuse `--runtime kind` with a message, so these parts are only
-//! reached by their tests.
-#![allow(dead_code)]
+//! - `cluster`: the cluster's lifecycle through the one `kind` runner; `client`: the kube
+//!   client, for kind's own context only unless `--context` names another.
+//! - `load`: images streamed from the engine into the nodes' containerd, skipped when present.
+//! - `apply`: server-side apply of the manifests and the generated Secret.
+//! - `rollout` and `wait`: `kubectl rollout status`'s rules over a watch; `explain`: why pods
+//!   are not ready, in plain words.
+//! - `up` (`dev`), `down`, `status`, `logs`, `exec` (`shell`, `db-shell`), `debug` (a shell for
+//!   images without one), `portforward` (`port-forward`, and the `database` connection of the
+//!   checks and the seed); `session`: what the commands share.
 
 pub(crate) mod apply;
 pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod database;
+pub(crate) mod debug;
 pub(crate) mod down;
 pub(crate) mod exec;
 pub(crate) mod explain;

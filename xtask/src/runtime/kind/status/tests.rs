@@ -24,12 +24,20 @@ fn pod(service: &str, name: &str, ready: bool, waiting: Option<&str>, restarts: 
         }
         None => json!({ "running": { "startedAt": "2026-11-28T10:00:00Z" } }),
     };
+    // The pod template's labels, as the controller gives them, plus one of its own.
+    let mut labels = json!(
+        stack()
+            .workload(service)
+            .map(|w| w.labels.clone())
+            .unwrap_or_default()
+    );
+    labels["pod-template-hash"] = json!("abc");
     json!({
         "metadata": {
             "name": name,
             "namespace": "wander",
             "creationTimestamp": "2026-11-28T10:00:00Z",
-            "labels": { "app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "wander", "pod-template-hash": "abc" }
+            "labels": labels
         },
         "spec": { "containers": [{ "name": service, "image": format!("wander/{service}:0123456789ab") }] },
         "status": {
@@ -134,6 +142,12 @@ fn pods_belong_to_the_workload_whose_template_labels_they_all_carry() {
     let other = &pods(&[pod("web", "web-1", true, None, 0)])[0];
     assert!(belongs_to(mine, api));
     assert!(!belongs_to(other, api));
+    let mut partial = pod("api", "api-2", true, None, 0);
+    partial["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("app.kubernetes.io/component");
+    assert!(!belongs_to(&pods(&[partial])[0], api));
 }
 
 fn slice(service: &str, ready: &[bool]) -> Value {
