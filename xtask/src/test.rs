@@ -158,6 +158,7 @@ async fn prepare_images(ctx: &Context) -> anyhow::Result<String> {
     };
     eprintln!("[xtask] preparing the stack's images (the first time: minutes of compiling)");
     let notice = |line: &str| eprintln!("[xtask]   {line}");
+    crate::images::app::build_binaries(ctx, &progress).await?;
     let images = crate::images::resolve_stack(ctx, &docker, &stack, &progress, &notice).await?;
     let toolbox = crate::images::toolbox::ensure_toolbox(&docker, &progress).await?;
     let mut names: Vec<String> = images.into_values().map(|image| image.reference).collect();

@@ -44,13 +44,13 @@ pub(crate) enum App {
 }
 
 impl App {
+    pub(crate) const ALL: [Self; 2] = [Self::Api, Self::Web];
+
     /// The app whose image a manifest names: `wander/api:<any tag>` is the API's.
     pub(crate) fn from_manifest_image(reference: &str) -> Option<Self> {
         let name = reference.strip_prefix(crate::stack::LOCAL_IMAGE_PREFIX)?;
         let name = name.split([':', '@']).next()?;
-        [App::Api, App::Web]
-            .into_iter()
-            .find(|app| app.name() == name)
+        Self::ALL.into_iter().find(|app| app.name() == name)
     }
 
     /// The crate, its binary and the image's name.
@@ -165,6 +165,27 @@ async fn ensure(
         reference,
         built: true,
     })
+}
+
+/// Builds every app's static binary now, even when its image exists. `cargo xtask test` does
+/// this once, in view, so that the tests which build images under their own names find cargo's
+/// work done: a clean checkout next to images already in the engine would otherwise compile in
+/// the middle of the tests, where two such builds queue on cargo's lock. Nothing to do without
+/// the musl target (images then come from the Dockerfiles).
+pub(crate) async fn build_binaries(
+    ctx: &Context,
+    on_progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
+    let target = musl_target();
+    if !(cfg!(target_os = "linux") && musl_installed(ctx, target)?) {
+        return Ok(());
+    }
+    // One app at a time, with exactly `ensure`'s command: building them together would unify
+    // their dependencies' features differently and leave `ensure` to compile them again.
+    for app in App::ALL {
+        cargo_build(ctx, app, target, on_progress).await?;
+    }
+    Ok(())
 }
 
 /// The portable way: the crate's multi-stage Dockerfile with the workspace as context, which
