@@ -409,3 +409,53 @@ fn commands_name_the_services_there_are_when_given_an_unknown_one() {
         run.assert_fails_with("postgres, redis, api, web");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kind_runtime_without_kind_says_how_to_install_it_and_touches_nothing() {
+    let mut stack = TestStack::new("nokind");
+    // Whatever this machine has installed, kind is not found here.
+    stack.extra_env.push(("PATH".into(), "/nonexistent".into()));
+    let run = stack.run(&["--runtime", "kind", "dev", "--no-open"]);
+    run.assert_fails_with("kind is not installed");
+    assert!(run.stderr.contains("fix: "), "{run:#?}");
+    let run = stack.run(&["--runtime", "kind", "down"]);
+    run.assert_fails_with("kind is not installed");
+    for args in [
+        &["status"][..],
+        &["logs", "api"],
+        &["db-shell", "-c", "SELECT 1"],
+    ] {
+        let mut with_kind = vec!["--runtime", "kind"];
+        with_kind.extend_from_slice(args);
+        stack.run(&with_kind).assert_fails_with("cargo xtask dev");
+    }
+    assert_eq!(leftovers(&stack.name).await, (0, 0, 0));
+    assert!(
+        std::fs::read_dir(stack.state.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing is written to the state folder"
+    );
+}
+
+#[test]
+fn kind_only_options_are_refused_where_they_mean_nothing() {
+    let stack = TestStack::new("kindopts");
+    stack
+        .run(&["down", "--keep-cluster"])
+        .assert_fails_with("--keep-cluster is for the kind runtime");
+    stack
+        .run(&[
+            "--runtime",
+            "kind",
+            "--context",
+            "prod-eu",
+            "dev",
+            "--no-open",
+        ])
+        .assert_fails_with("not to `--context prod-eu`");
+    stack
+        .run(&["--runtime", "kind", "--context", "prod-eu", "down"])
+        .assert_fails_with("never `--context prod-eu`");
+}

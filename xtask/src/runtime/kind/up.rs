@@ -97,6 +97,9 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         let references: Vec<String> = resolved.values().map(|i| i.reference.clone()).collect();
         let loaded =
             load::load_images(&docker, &node_containers, &references, &step.reporter()).await?;
+        for line in loaded.iter().filter_map(transfer_line) {
+            step.println(line);
+        }
         anyhow::Ok((resolved, loaded))
     }
     .await;
@@ -196,6 +199,20 @@ fn workload_changed(applied: &[Applied], workload: &Workload) -> bool {
     applied
         .iter()
         .any(|a| a.changed && a.kind == workload.kind.as_str() && a.name == workload.name)
+}
+
+/// The line kept for one image sent into a node: what, where, how big, how long.
+fn transfer_line(loaded: &load::Loaded) -> Option<String> {
+    match loaded.outcome {
+        load::Outcome::Loaded { bytes, elapsed } => Some(format!(
+            "  {} → {}: {:.1} MB in {}",
+            loaded.image,
+            loaded.node,
+            bytes as f64 / 1_000_000.0,
+            crate::ui::human_duration(elapsed)
+        )),
+        load::Outcome::Present => None,
+    }
 }
 
 /// "2 built, 2 up to date; 1 loaded into the nodes (3.1s), 3 already there".

@@ -172,6 +172,11 @@ fn the_images_line_says_what_was_built_and_what_was_sent() {
         "1 built, 1 up to date; 1 loaded into the nodes (2.5s), 1 already there"
     );
     assert_eq!(
+        transfer_line(&loaded[0]).as_deref(),
+        Some("  wander/api-ref → wander-control-plane: 8.0 MB in 2.5s")
+    );
+    assert_eq!(transfer_line(&loaded[1]), None);
+    assert_eq!(
         images_summary(&resolved, &loaded[1..]),
         "1 built, 1 up to date; all already in the nodes"
     );
