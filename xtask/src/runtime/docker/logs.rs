@@ -137,6 +137,7 @@ mod tests {
 
     use super::*;
     use crate::runtime::logs_format::MAX_SINCE_SECONDS;
+    use crate::runtime::logs_format::Shared;
 
     #[test]
     fn since_becomes_the_engines_unix_time() {
@@ -167,8 +168,6 @@ mod tests {
     }
 
     // Against the real engine, with toolbox containers.
-
-    use std::sync::{Arc, Mutex};
 
     use crate::images::toolbox::testing::{self, with_engine};
 
@@ -276,26 +275,6 @@ mod tests {
             assert_eq!(lines_of(&last, "web      | "), ["b3"], "{last}");
         })
         .await;
-    }
-
-    /// A writer the test can read while the stream still holds it.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Shared {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-        }
     }
 
     #[tokio::test]

@@ -134,12 +134,8 @@ pub(crate) fn debug_state(pod: &Pod, name: &str) -> DebugState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use http::{Request, Response};
-    use kube::client::Body;
-
     use super::*;
+    use crate::runtime::kind::testing::{ok, scripted};
 
     fn pod_with(state: Option<Value>) -> Pod {
         let statuses: Vec<Value> = state
@@ -199,38 +195,14 @@ mod tests {
 
     #[tokio::test]
     async fn attaching_patches_the_subresource_then_waits_for_it_to_run() {
-        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        let replies = vec![
+        let (client, seen) = scripted(ok(vec![
             serde_json::to_value(pod_with(None)).unwrap(),
             serde_json::to_value(pod_with(Some(
                 json!({ "waiting": { "reason": "ContainerCreating" } }),
             )))
             .unwrap(),
             serde_json::to_value(pod_with(Some(json!({ "running": {} })))).unwrap(),
-        ];
-        tokio::spawn(async move {
-            let mut handle = std::pin::pin!(handle);
-            let mut replies = replies.into_iter();
-            while let Some((request, send)) = handle.next_request().await {
-                let (parts, body) = request.into_parts();
-                let body = body.collect_bytes().await.unwrap();
-                record.lock().unwrap().push((
-                    format!("{} {}", parts.method, parts.uri),
-                    parts
-                        .headers
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap().to_owned()),
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-                let reply = replies.next().unwrap_or_else(|| json!({}));
-                send.send_response(Response::new(Body::from(
-                    serde_json::to_vec(&reply).unwrap(),
-                )));
-            }
-        });
-        let client = kube::Client::new(service, "default");
+        ]));
         attach(
             &client,
             "wander",
@@ -245,20 +217,20 @@ mod tests {
         assert_eq!(seen.len(), 3);
         assert!(
             seen[0]
-                .0
+                .line
                 .starts_with("PATCH /api/v1/namespaces/wander/pods/api-1/ephemeralcontainers?"),
             "{:?}",
             seen[0]
         );
         assert_eq!(
-            seen[0].1.as_deref(),
+            seen[0].content_type.as_deref(),
             Some("application/strategic-merge-patch+json")
         );
-        let sent: Value = serde_json::from_str(&seen[0].2).unwrap();
+        let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
         assert_eq!(sent["spec"]["ephemeralContainers"][0]["name"], "debug-1");
         assert!(
             seen[1]
-                .0
+                .line
                 .starts_with("GET /api/v1/namespaces/wander/pods/api-1")
         );
     }

@@ -48,62 +48,30 @@ pub(crate) async fn delete_namespace(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use http::{Request, Response, StatusCode};
-    use kube::client::Body;
     use serde_json::{Value, json};
 
     use super::*;
-
-    /// A client whose API server answers with `replies` (status code, body) in order; the
-    /// requests it saw, as `METHOD uri`.
-    fn mocked(replies: Vec<(u16, Value)>) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
-        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        tokio::spawn(async move {
-            let mut handle = std::pin::pin!(handle);
-            let mut replies = replies.into_iter();
-            while let Some((request, send)) = handle.next_request().await {
-                record
-                    .lock()
-                    .unwrap()
-                    .push(format!("{} {}", request.method(), request.uri()));
-                let (code, body) = replies.next().unwrap_or((500, json!({})));
-                let mut response = Response::new(Body::from(serde_json::to_vec(&body).unwrap()));
-                *response.status_mut() = StatusCode::from_u16(code).unwrap();
-                send.send_response(response);
-            }
-        });
-        (kube::Client::new(service, "default"), seen)
-    }
+    use crate::runtime::kind::testing::{lines, not_found, scripted};
 
     fn namespace(phase: &str) -> Value {
         json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "wander" },
                 "status": { "phase": phase } })
     }
 
-    fn not_found() -> Value {
-        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "namespaces \"wander\" not found",
-                "reason": "NotFound", "code": 404 })
-    }
-
     #[tokio::test]
     async fn the_namespace_is_deleted_and_awaited_until_gone() {
-        let (client, seen) = mocked(vec![
+        let (client, seen) = scripted(vec![
             (200, namespace("Terminating")),
             (200, namespace("Terminating")),
-            (404, not_found()),
+            not_found("namespaces \"wander\""),
         ]);
         assert!(
             delete_namespace(&client, "wander", Duration::from_secs(30))
                 .await
                 .unwrap()
         );
-        let seen = seen.lock().unwrap();
         assert_eq!(
-            *seen,
+            lines(&seen),
             [
                 "DELETE /api/v1/namespaces/wander?",
                 "GET /api/v1/namespaces/wander",
@@ -114,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_namespace_is_nothing_to_do() {
-        let (client, _) = mocked(vec![(404, not_found())]);
+        let (client, _) = scripted(vec![not_found("namespaces \"wander\"")]);
         assert!(
             !delete_namespace(&client, "wander", Duration::from_secs(30))
                 .await
@@ -124,7 +92,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_namespace_that_never_goes_says_what_to_do() {
-        let (client, _) = mocked(vec![(200, namespace("Terminating")); 10]);
+        let (client, _) = scripted(vec![(200, namespace("Terminating")); 10]);
         let err = delete_namespace(&client, "wander", Duration::from_millis(1))
             .await
             .unwrap_err()

@@ -25,6 +25,8 @@ pub(crate) mod portforward;
 pub(crate) mod rollout;
 pub(crate) mod session;
 pub(crate) mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod up;
 pub(crate) mod wait;
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
+use crate::runtime::logs_format::Shared;
 
 enum Reply {
     /// A JSON object, as a LIST answers.
@@ -446,26 +447,6 @@ fn since_and_tail_become_the_log_requests_parameters() {
             "{name}"
         );
         assert_eq!(params.tail_lines, lines, "{name}");
-    }
-}
-
-/// A writer the test can read while the stream still holds it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

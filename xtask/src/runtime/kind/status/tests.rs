@@ -3,13 +3,10 @@
 // The fixtures take `json!` values as written at the call, which reads better than borrows.
 #![allow(clippy::needless_pass_by_value)]
 
-use std::sync::{Arc, Mutex};
-
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::runtime::kind::testing::{lines, ok, scripted};
 
 fn stack() -> Stack {
     Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
@@ -190,10 +187,7 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
 
 #[tokio::test]
 async fn collect_reads_the_namespace_once_and_reports_every_workload() {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = Arc::clone(&seen);
-    let replies = vec![
+    let (client, seen) = scripted(ok(vec![
         list(
             "PodList",
             vec![
@@ -205,26 +199,10 @@ async fn collect_reads_the_namespace_once_and_reports_every_workload() {
         ),
         list("EventList", Vec::new()),
         list("EndpointSliceList", vec![slice("api", &[true])]),
-    ];
-    tokio::spawn(async move {
-        let mut handle = std::pin::pin!(handle);
-        let mut replies = replies.into_iter();
-        while let Some((request, send)) = handle.next_request().await {
-            record.lock().unwrap().push(request.uri().to_string());
-            let reply = replies.next().unwrap_or_else(|| json!({}));
-            send.send_response(Response::new(Body::from(
-                serde_json::to_vec(&reply).unwrap(),
-            )));
-        }
-    });
+    ]));
     let ctx = crate::Context::for_tests();
     let secrets = serde_json::from_str(r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
-    let session = KindSession::new(
-        &ctx,
-        stack(),
-        secrets,
-        kube::Client::new(service, "default"),
-    );
+    let session = KindSession::new(&ctx, stack(), secrets, client);
     let report = collect(&session, "kind-wander").await.unwrap();
     assert_eq!(report.runtime, "kind");
     assert_eq!(report.stack, "kind-wander/wander");
@@ -238,17 +216,18 @@ async fn collect_reads_the_namespace_once_and_reports_every_workload() {
         report.services[2].ports,
         ["127.0.0.1:8080->api:8080 (1 ready)"]
     );
-    let seen = seen.lock().unwrap();
+    let seen = lines(&seen);
+    assert_eq!(seen.len(), 3, "{seen:?}");
     assert!(
-        seen[0].starts_with("/api/v1/namespaces/wander/pods"),
+        seen[0].starts_with("GET /api/v1/namespaces/wander/pods"),
         "{seen:?}"
     );
     assert!(
-        seen[1].starts_with("/api/v1/namespaces/wander/events"),
+        seen[1].starts_with("GET /api/v1/namespaces/wander/events"),
         "{seen:?}"
     );
     assert!(
-        seen[2].starts_with("/apis/discovery.k8s.io/v1/namespaces/wander/endpointslices"),
+        seen[2].starts_with("GET /apis/discovery.k8s.io/v1/namespaces/wander/endpointslices"),
         "{seen:?}"
     );
 }

@@ -1,12 +1,9 @@
 //! The pure parts of `dev` on kind, and the node wait against kube's mocked API service.
 
-use std::sync::{Arc, Mutex};
-
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::runtime::kind::testing::{lines, ok, scripted};
 use crate::stack::WorkloadKind;
 
 fn node(name: &str, ready: Option<(&str, &str)>) -> Node {
@@ -42,25 +39,6 @@ fn nodes_that_are_not_ready_are_named_with_their_reason() {
     assert!(not_ready_nodes(&nodes[..1]).is_empty());
 }
 
-/// A client whose API server answers each request with the next of `replies`; the URIs asked.
-fn mocked(replies: Vec<Value>) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let mut handle = std::pin::pin!(handle);
-        let mut replies = replies.into_iter();
-        while let Some((request, send)) = handle.next_request().await {
-            record.lock().unwrap().push(request.uri().to_string());
-            let reply = replies.next().unwrap_or_else(|| json!({}));
-            send.send_response(Response::new(Body::from(
-                serde_json::to_vec(&reply).unwrap(),
-            )));
-        }
-    });
-    (kube::Client::new(service, "default"), seen)
-}
-
 fn node_list(nodes: &[Node]) -> Value {
     json!({ "apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes })
 }
@@ -69,18 +47,21 @@ fn node_list(nodes: &[Node]) -> Value {
 async fn the_wait_for_nodes_ends_once_every_node_is_ready() {
     let not_yet = node("wander-control-plane", Some(("False", "starting")));
     let ready = node("wander-control-plane", Some(("True", "")));
-    let (client, seen) = mocked(vec![
+    let (client, seen) = scripted(ok(vec![
         node_list(&[]),
         node_list(std::slice::from_ref(&not_yet)),
         node_list(&[ready]),
-    ]);
+    ]));
     let names = wait_nodes_ready(&client, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(names, ["wander-control-plane"]);
-    let seen = seen.lock().unwrap();
+    let seen = lines(&seen);
     assert_eq!(seen.len(), 3);
-    assert!(seen.iter().all(|uri| uri.starts_with("/api/v1/nodes")));
+    assert!(
+        seen.iter()
+            .all(|line| line.starts_with("GET /api/v1/nodes"))
+    );
 }
 
 #[tokio::test]
@@ -89,7 +70,7 @@ async fn nodes_that_stay_unready_fail_the_wait_with_their_reason() {
         "wander-control-plane",
         Some(("False", "PLEG is not healthy")),
     );
-    let (client, _) = mocked(vec![node_list(&[not_ready]); 5]);
+    let (client, _) = scripted(ok(vec![node_list(&[not_ready]); 5]));
     let err = wait_nodes_ready(&client, Duration::from_millis(10))
         .await
         .unwrap_err()
