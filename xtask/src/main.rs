@@ -23,6 +23,8 @@ mod db_shell;
 mod dev;
 mod digest;
 mod docker;
+#[cfg(test)]
+mod docs_tests;
 mod doctor;
 mod down;
 mod images;
