@@ -46,6 +46,17 @@ pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Whether an engine error is "the name is taken" (HTTP 409).
+pub(crate) fn is_conflict(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

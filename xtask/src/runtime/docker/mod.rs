@@ -167,24 +167,62 @@ impl DockerRuntime {
             }
             None => Applied::Created,
         };
+        self.create_and_start(plan, applied).await
+    }
+
+    /// Creates and starts the plan's container (its volumes and files first); `applied` is what
+    /// that means to the caller. A create sent by an earlier run that was interrupted can land
+    /// after our look: the container it made for this same plan is taken over (and started).
+    async fn create_and_start(
+        &self,
+        plan: &ContainerPlan,
+        applied: Applied,
+    ) -> anyhow::Result<Applied> {
+        let name = &plan.container_name;
         self.ensure_volumes(plan).await?;
         for files in &plan.file_mounts {
             files.write()?;
         }
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        self.docker
+        let created = self
+            .docker
             .create_container(Some(options), plan.create_body(&self.names))
-            .await
-            .with_context(|| format!("creating container {name}"))?;
+            .await;
+        let applied = match created {
+            Ok(_) => applied,
+            Err(err) if crate::docker::is_conflict(&err) && self.is_ours(name, plan).await? => {
+                Applied::Started
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("creating container {name}"));
+            }
+        };
         self.start(name).await?;
         Ok(applied)
     }
 
+    /// Whether the container `name` is this stack's, created from `plan` as it is now.
+    async fn is_ours(&self, name: &str, plan: &ContainerPlan) -> anyhow::Result<bool> {
+        let current = self.inspect(name).await?;
+        let labels = current
+            .as_ref()
+            .and_then(|c| c.config.as_ref())
+            .and_then(|c| c.labels.as_ref());
+        Ok(labels.is_some_and(|l| {
+            l.get(LABEL_STACK).is_some_and(|s| s == self.names.stack())
+                && l.get(LABEL_PLAN).is_some_and(|h| *h == plan.hash())
+        }))
+    }
+
     async fn start(&self, name: &str) -> anyhow::Result<()> {
-        self.docker
-            .start_container(name, None)
-            .await
-            .map_err(|err| explain_start_error(name, &err))
+        match self.docker.start_container(name, None).await {
+            // 304: it was running already.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(err) => Err(explain_start_error(name, &err)),
+        }
     }
 
     async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
@@ -400,4 +438,59 @@ fn explain_start_error(name: &str, err: &bollard::errors::Error) -> anyhow::Erro
         );
     }
     anyhow::anyhow!("starting container {name}: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::images::toolbox::testing::with_engine;
+    use crate::stack::Stack;
+
+    #[tokio::test]
+    async fn a_container_made_for_the_same_plan_behind_our_back_is_taken_over_and_no_other() {
+        with_engine("docker-takeover", |docker, toolbox| async move {
+            let names = Names::new(format!("t{}-takeover", std::process::id()));
+            let runtime = DockerRuntime::new(docker, names.clone());
+            let root = crate::Context::for_tests().root().to_owned();
+            let stack = Stack::load(&root.join("manifests")).unwrap();
+            let redis = stack.workload("redis").unwrap();
+            let image = redis.pod_spec.containers[0].image.clone().unwrap();
+            let files = tempfile::tempdir().unwrap();
+            let secrets =
+                serde_json::from_str(r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
+            let inputs = plan::Inputs {
+                stack: &stack,
+                names: &names,
+                secrets: &secrets,
+                images: &BTreeMap::from([(image, toolbox)]),
+                host_ports: &BTreeMap::new(),
+                files_root: files.path(),
+            };
+            let mut plan = plan::plan(redis, &inputs).unwrap();
+            plan.entrypoint = None;
+            plan.cmd = Some(vec!["sleep".into(), "600".into()]);
+            plan.published.clear();
+            let outcome = async {
+                runtime.ensure_network().await?;
+                let first = runtime.create_and_start(&plan, Applied::Created).await?;
+                // As if an interrupted run's create had landed after our look: same plan.
+                let again = runtime.create_and_start(&plan, Applied::Created).await?;
+                let mut other = plan.clone();
+                other.cmd = Some(vec!["sleep".into(), "601".into()]);
+                let refused = runtime.create_and_start(&other, Applied::Created).await;
+                anyhow::Ok((first, again, refused.map_err(|err| format!("{err:#}"))))
+            }
+            .await;
+            runtime.down(true).await.unwrap();
+            let (first, again, refused) = outcome.unwrap();
+            assert_eq!(first, Applied::Created);
+            assert_eq!(again, Applied::Started);
+            let err = refused.unwrap_err();
+            assert!(err.contains("creating container"), "{err}");
+            assert!(err.contains("409"), "{err}");
+        })
+        .await;
+    }
 }
