@@ -1,5 +1,6 @@
-//! The documentation agrees with the program: every subcommand is in the README, and every
-//! Makefile alias runs a command line that `cargo xtask` accepts.
+//! The documentation agrees with the program: every subcommand is in the README, every Makefile
+//! alias runs a command line that `cargo xtask` accepts, and every message TROUBLESHOOTING quotes
+//! is one the code prints.
 
 use clap::{CommandFactory as _, Parser as _};
 
@@ -98,4 +99,66 @@ fn the_rule_reader_takes_only_one_line_rules() {
         rules,
         [("a".to_owned(), "cargo xtask dev $(ARGS)".to_owned())]
     );
+}
+
+/// The lines of the ```` ```text ```` blocks of a Markdown document.
+fn quoted_lines(markdown: &str) -> Vec<String> {
+    let mut quoted = Vec::new();
+    let mut inside = false;
+    for line in markdown.lines() {
+        match (inside, line.trim_end()) {
+            (false, "```text") => inside = true,
+            (true, "```") => inside = false,
+            (true, text) if !text.trim().is_empty() => quoted.push(text.trim().to_owned()),
+            _ => {}
+        }
+    }
+    quoted
+}
+
+/// The program's code below `dir`, concatenated: every `.rs` file without its tests (test
+/// modules and files), so that a message only a test still mentions does not count.
+fn sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs")
+            && !["tests.rs", "testing.rs", "docs_tests.rs"].contains(&name.as_str())
+        {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text
+                .split("\n#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            out.push_str(code);
+        }
+    }
+}
+
+#[test]
+fn every_message_troubleshooting_quotes_is_printed_by_the_code() {
+    let root = crate::Context::for_tests().root().to_owned();
+    let mut code = String::new();
+    for dir in ["xtask/src", "api/src", "web/src", "servicekit/src"] {
+        sources(&root.join(dir), &mut code);
+    }
+    let quoted = quoted_lines(&read("docs/TROUBLESHOOTING.md"));
+    assert!(quoted.len() >= 10, "{quoted:?}");
+    for line in &quoted {
+        // `…` stands for what depends on the machine; every piece around it is literal.
+        for piece in line.split('…').map(str::trim).filter(|p| p.len() >= 4) {
+            assert!(
+                code.contains(piece),
+                "docs/TROUBLESHOOTING.md quotes {line:?}, but no source prints {piece:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn quoted_lines_are_the_text_blocks_only() {
+    let doc = "a\n```text\nfirst … second\n\n```\n```sh\nnot this\n```\n";
+    assert_eq!(quoted_lines(doc), ["first … second"]);
 }
