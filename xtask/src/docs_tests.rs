@@ -162,3 +162,45 @@ fn quoted_lines_are_the_text_blocks_only() {
     let doc = "a\n```text\nfirst … second\n\n```\n```sh\nnot this\n```\n";
     assert_eq!(quoted_lines(doc), ["first … second"]);
 }
+
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_module_opens_with_a_line_that_says_what_it_is() {
+    let root = crate::Context::for_tests().root().to_owned();
+    let mut files = Vec::new();
+    for krate in ["api", "contract", "servicekit", "testkit", "web", "xtask"] {
+        for dir in ["src", "tests", "benches"] {
+            let dir = root.join(krate).join(dir);
+            if dir.is_dir() {
+                rust_files(&dir, &mut files);
+            }
+        }
+    }
+    assert!(files.len() > 50, "{files:?}");
+    let bare: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            !std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .next()
+                .is_some_and(|line| line.starts_with("//! ") && line.len() > 10)
+        })
+        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(
+        bare.is_empty(),
+        "modules without a `//!` first line: {bare:?}"
+    );
+}
