@@ -22,6 +22,9 @@ pub(crate) const DEFAULT_PORTS: [u16; 2] = [3000, 8080];
 /// The kind release that install lines point at; its default node image runs Kubernetes 1.33,
 /// the API version our typed manifests are built against.
 const KIND_VERSION: &str = "v0.29.0";
+/// The oldest kind that runs the stack: its default node image must serve what the manifests
+/// and the runtime use (restricted pod security by namespace label, ephemeral containers).
+const KIND_MINIMUM: (u32, u32, u32) = (0, 20, 0);
 
 /// Below this much free disk, image builds and volumes fail part-way: refuse to start.
 const DISK_FAIL_BYTES: u64 = 2 << 30;
@@ -251,6 +254,17 @@ fn check_kind(ctx: &Context) -> Check {
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     match parse_kind_version(&stdout) {
+        Some(version) if version_number(version).is_some_and(|v| v < KIND_MINIMUM) => {
+            let (major, minor, patch) = KIND_MINIMUM;
+            Check::fail(
+                "kind",
+                format!(
+                    "kind {version} at {} is older than v{major}.{minor}.{patch}, the oldest that runs the stack",
+                    path.display()
+                ),
+                fix,
+            )
+        }
         Some(version) => Check::ok("kind", format!("kind {version} at {}", path.display())),
         None => Check::warn(
             "kind",
@@ -270,6 +284,17 @@ fn parse_kind_version(output: &str) -> Option<&str> {
         word.strip_prefix('v')
             .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
     })
+}
+
+/// `v0.29.0` (or `v0.20.0-alpha+abc`) as numbers, to compare releases.
+fn version_number(version: &str) -> Option<(u32, u32, u32)> {
+    let core = version.strip_prefix('v')?;
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().unwrap_or(Ok(0)).ok()?;
+    Some((major, minor, patch))
 }
 
 /// How to install kind on this OS, with the docker runtime as the way around it.
@@ -784,6 +809,24 @@ mod tests {
         for (output, expected) in cases {
             assert_eq!(parse_kind_version(output), expected, "{output}");
         }
+    }
+
+    #[test]
+    fn kind_versions_compare_as_numbers() {
+        for (text, expected) in [
+            ("v0.29.0", Some((0, 29, 0))),
+            ("v0.20.0-alpha+abc", Some((0, 20, 0))),
+            ("v0.9.0", Some((0, 9, 0))),
+            ("v1.2", Some((1, 2, 0))),
+            ("0.29.0", None),
+            ("vX.1.0", None),
+        ] {
+            assert_eq!(version_number(text), expected, "{text}");
+        }
+        assert!(version_number("v0.9.0").unwrap() < KIND_MINIMUM);
+        assert!(version_number("v0.19.0").unwrap() < KIND_MINIMUM);
+        assert!(version_number("v0.20.0").unwrap() >= KIND_MINIMUM);
+        assert!(version_number(KIND_VERSION).unwrap() >= KIND_MINIMUM);
     }
 
     #[test]
