@@ -255,11 +255,11 @@ fn check_kind(ctx: &Context) -> Check {
     let stdout = String::from_utf8_lossy(&output.stdout);
     match parse_kind_version(&stdout) {
         Some(version) if version_number(version).is_some_and(|v| v < KIND_MINIMUM) => {
-            let (major, minor, patch) = KIND_MINIMUM;
+            let oldest = format!("v{}.{}.{}", KIND_MINIMUM.0, KIND_MINIMUM.1, KIND_MINIMUM.2);
             Check::fail(
                 "kind",
                 format!(
-                    "kind {version} at {} is older than v{major}.{minor}.{patch}, the oldest that runs the stack",
+                    "kind {version} at {} is older than {oldest}, the oldest that runs the stack",
                     path.display()
                 ),
                 fix,
