@@ -230,6 +230,29 @@ impl Shared {
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// Drives `follow` (a `logs -f` writing here) until `needle` was written, and `settle` more
+    /// to see it still follows; panics when it ends by itself or `needle` is not there within
+    /// `limit`. Dropping `follow` afterwards is how a follow ends.
+    pub(crate) async fn follow_until<T: std::fmt::Debug>(
+        &self,
+        follow: impl Future<Output = T>,
+        needle: &str,
+        settle: Duration,
+        limit: Duration,
+    ) {
+        let seen = async {
+            while !self.text().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(settle).await;
+        };
+        tokio::select! {
+            result = follow => panic!("following ended by itself: {result:?}, after {:?}", self.text()),
+            () = seen => {}
+            () = tokio::time::sleep(limit) => panic!("no {needle:?} in {limit:?}: {:?}", self.text()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -282,23 +282,25 @@ mod tests {
         with_engine("logs-follow", |docker, toolbox| async move {
             let script = "echo first; sleep 1; echo second; exec sleep 1000";
             let id = testing::start(&docker, &toolbox, "logs-follow", &["sh", "-c", script]).await;
-            let targets = [Target { service: "redis".into(), container: id }];
-            let opts = LogOptions { follow: true, ..options(false, false) };
+            let targets = [Target {
+                service: "redis".into(),
+                container: id,
+            }];
+            let opts = LogOptions {
+                follow: true,
+                ..options(false, false)
+            };
             let out = Shared::default();
             let mut writer = out.clone();
             let follow = stream(&docker, &targets, &opts, &mut writer);
-            let seen_second = async {
-                while !out.text().contains("second") {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                // Still following after the last line: nothing ends it but dropping it.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            };
-            tokio::select! {
-                result = follow => panic!("following ended by itself: {result:?}, after {:?}", out.text()),
-                () = seen_second => {}
-                () = tokio::time::sleep(Duration::from_secs(20)) => panic!("no second line in 20 s: {:?}", out.text()),
-            }
+            // Still following after the last line: nothing ends it but dropping it.
+            out.follow_until(
+                follow,
+                "second",
+                Duration::from_millis(500),
+                Duration::from_secs(20),
+            )
+            .await;
             assert_eq!(out.text(), "first\nsecond\n");
         })
         .await;

@@ -457,17 +457,13 @@ async fn follow_until(client: &Client, names: &[&str], asked: &LogOptions, last:
     let mut writer = out.clone();
     let names = services(names);
     let follow = stream(client, "wander", &names, asked, &mut writer);
-    let seen_last = async {
-        while !out.text().contains(last) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    tokio::select! {
-        result = follow => panic!("following ended by itself: {result:?}, after {:?}", out.text()),
-        () = seen_last => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => panic!("no {last:?} in 10 s: {:?}", out.text()),
-    }
+    out.follow_until(
+        follow,
+        last,
+        Duration::from_millis(300),
+        Duration::from_secs(10),
+    )
+    .await;
     out.text()
 }
 
