@@ -31,6 +31,9 @@
 #                    already, Ubuntu needs it to bootstrap a Debian tree.
 #   busybox-static   a statically linked shell and tools, for tiny test and debug images that need
 #                    a shell but no libraries.
+#   graphviz         `dot`, which scripts/diagram.sh renders docs/architecture.dot with.
+#   asciinema        the terminal recorder of scripts/demo.sh (which renders the cast to SVG with
+#                    svg-term-cli through npx, from npm, when it runs).
 #   python3-pip      only when pip is missing: to install the Python package below.
 #   openapi-spec-validator (Python, from PyPI)
 #                    the API tests validate the generated OpenAPI document with it.
@@ -42,7 +45,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config debootstrap
-    debian-archive-keyring busybox-static)
+    debian-archive-keyring busybox-static graphviz asciinema)
 # The browser and its driver, installed from apt on Debian only (see above).
 BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGE=openapi-spec-validator
