@@ -99,6 +99,14 @@ pub(crate) enum Input {
 }
 
 impl Input {
+    /// Our stdin as a command's input when `forward`, else none (the piped mode's choice).
+    pub(crate) fn ours_if(forward: bool) -> anyhow::Result<Option<Self>> {
+        use anyhow::Context as _;
+        forward
+            .then(|| Self::our_stdin().context("opening our stdin to forward it"))
+            .transpose()
+    }
+
     pub(crate) fn our_stdin() -> std::io::Result<Self> {
         let stdin = std::io::stdin();
         Self::reopen(stdin.as_fd())

@@ -208,6 +208,18 @@ fn service_color(service: &str) -> Color {
     PALETTE[(hash % PALETTE.len() as u64) as usize]
 }
 
+/// Options of a plain, non-following read, for tests.
+#[cfg(test)]
+pub(crate) fn test_options(prefix: bool, color: bool) -> LogOptions {
+    LogOptions {
+        follow: false,
+        since: None,
+        tail: None,
+        prefix,
+        color,
+    }
+}
+
 /// A writer a test can read while a stream still holds it.
 #[cfg(test)]
 #[derive(Clone, Default)]

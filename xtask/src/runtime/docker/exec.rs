@@ -41,11 +41,7 @@ pub(crate) async fn run(
     match mode {
         Mode::Tty => run_tty(docker, container, cmd, &io.env).await,
         Mode::Piped { stdin } => {
-            let input = if stdin {
-                Some(Input::our_stdin().context("opening our stdin to forward it")?)
-            } else {
-                None
-            };
+            let input = Input::ours_if(stdin)?;
             let mut stdout = std::io::stdout();
             let mut stderr = std::io::stderr();
             run_piped(

@@ -137,7 +137,7 @@ mod tests {
 
     use super::*;
     use crate::runtime::logs_format::MAX_SINCE_SECONDS;
-    use crate::runtime::logs_format::Shared;
+    use crate::runtime::logs_format::{Shared, test_options as options};
 
     #[test]
     fn since_becomes_the_engines_unix_time() {
@@ -155,16 +155,6 @@ mod tests {
             engine_since(Since::Ago(Duration::from_secs(MAX_SINCE_SECONDS)), now),
             0
         );
-    }
-
-    fn options(prefix: bool, color: bool) -> LogOptions {
-        LogOptions {
-            follow: false,
-            since: None,
-            tail: None,
-            prefix,
-            color,
-        }
     }
 
     // Against the real engine, with toolbox containers.

@@ -52,11 +52,7 @@ pub(crate) async fn run(
     match mode {
         Mode::Tty => run_tty(&target, &command).await,
         Mode::Piped { stdin } => {
-            let input = if stdin {
-                Some(Input::our_stdin().context("opening our stdin to forward it")?)
-            } else {
-                None
-            };
+            let input = Input::ours_if(stdin)?;
             let mut stdout = std::io::stdout();
             let mut stderr = std::io::stderr();
             run_piped(&target, &command, input, &mut stdout, &mut stderr).await

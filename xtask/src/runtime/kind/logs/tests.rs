@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
-use crate::runtime::logs_format::Shared;
+use crate::runtime::logs_format::{Shared, test_options as options};
 
 enum Reply {
     /// A JSON object, as a LIST answers.
@@ -149,16 +149,6 @@ fn pod_list(items: Vec<Value>) -> Value {
 
 fn event(kind: &str, object: Value) -> Value {
     json!({ "type": kind, "object": object })
-}
-
-fn options(prefix: bool, color: bool) -> LogOptions {
-    LogOptions {
-        follow: false,
-        since: None,
-        tail: None,
-        prefix,
-        color,
-    }
 }
 
 fn services(names: &[&str]) -> Vec<String> {
