@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_failing_command_says_which_command_failed() {
-        let ctx = Context::new(crate::ui::Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         let err = Cmd::new("false").run(&ctx).unwrap_err();
         assert!(err.to_string().starts_with("`false` failed"), "{err}");
         let err = Cmd::new("surely-no-such-program").run(&ctx).unwrap_err();
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn output_is_captured_with_the_environment_and_directory_given() {
-        let ctx = Context::new(crate::ui::Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         let output = Cmd::new("env")
             .env("XTASK_TEST_VALUE", "hello")
             .output(&ctx)
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_cleared_environment_holds_only_what_was_set() {
-        let ctx = Context::new(crate::ui::Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         let output = Cmd::new("/usr/bin/env")
             .env_clear()
             .env("XTASK_ONLY", "this")
@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_spawned_command_writes_where_it_was_told() {
-        let ctx = Context::new(crate::ui::Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
         let mut child = Cmd::new("sh")
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn captured_output_is_returned_and_abandoned_on_ctrl_c() {
-        let ctx = Context::new(crate::ui::Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let _entered = runtime.enter();
         let mut interrupt = Interrupt::listen().unwrap();

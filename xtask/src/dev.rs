@@ -53,13 +53,7 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         .stack
         .host_ports
         .iter()
-        .map(|m| {
-            session
-                .host_ports
-                .get(&m.service)
-                .copied()
-                .unwrap_or(m.host_port)
-        })
+        .map(|m| m.host_port)
         .collect();
     let owned: Vec<u16> = session
         .runtime

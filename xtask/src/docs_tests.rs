@@ -1,6 +1,6 @@
-//! The documentation agrees with the program: every subcommand is in the README, every Makefile
-//! alias runs a command line that `cargo xtask` accepts, and every message TROUBLESHOOTING quotes
-//! is one the code prints.
+//! The documentation agrees with the program: every subcommand and environment variable is in
+//! the README, every Makefile alias runs a command line that `cargo xtask` accepts, and every
+//! message TROUBLESHOOTING quotes is one the code prints.
 
 use clap::{CommandFactory as _, Parser as _};
 
@@ -22,6 +22,25 @@ fn make_rules(makefile: &str) -> Vec<(String, String)> {
             Some((target.trim().to_owned(), recipe.to_owned()))
         })
         .collect()
+}
+
+#[test]
+fn every_variable_the_xtask_reads_is_in_the_readmes_configuration_table() {
+    let readme = read("README.md");
+    let flags = Cli::command();
+    let from_flags = flags
+        .get_arguments()
+        .filter_map(|arg| arg.get_env()?.to_str().map(str::to_owned));
+    let variables: Vec<String> = from_flags
+        .chain(crate::config::VARIABLES.iter().map(|&v| v.to_owned()))
+        .collect();
+    assert!(variables.len() >= 8, "{variables:?}");
+    for variable in variables {
+        assert!(
+            readme.contains(&format!("| `{variable}` |")),
+            "README.md's configuration table lacks {variable}"
+        );
+    }
 }
 
 #[test]

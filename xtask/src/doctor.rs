@@ -24,7 +24,7 @@ pub(crate) async fn command(ctx: &Context, args: Args) -> anyhow::Result<std::pr
     let owned_ports = if kind {
         crate::runtime::kind::up::node_host_ports(ctx).await
     } else {
-        crate::runtime::docker::session::owned_host_ports().await
+        crate::runtime::docker::session::owned_host_ports(ctx).await
     };
     let opts = Options {
         need_kind: kind,

@@ -11,7 +11,7 @@ use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::docker::names::Names;
-use crate::runtime::kind::cluster::{CLUSTER_NAME, CONTEXT, KindCli};
+use crate::runtime::kind::cluster::KindCli;
 use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask down`.
@@ -39,15 +39,17 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 async fn kind(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     // No manifests needed when the whole cluster goes: `down` must work when they are broken.
     if !args.keep_cluster {
-        if let Some(other) = ctx.kube_context().filter(|&named| named != CONTEXT) {
+        let kind = KindCli::new(ctx);
+        if let Some(other) = ctx.kube_context().filter(|&named| named != kind.context()) {
             bail!(
-                "`down` deletes its own kind cluster {CLUSTER_NAME}, never `--context {other}`; `--keep-cluster --context {other}` deletes only the stack's namespace there"
+                "`down` deletes its own kind cluster {}, never `--context {other}`; `--keep-cluster --context {other}` deletes only the stack's namespace there",
+                kind.name()
             );
         }
         let step = ctx
             .ui()
-            .step(format!("Deleting the kind cluster {CLUSTER_NAME}"));
-        let deleted = KindCli::new(ctx).delete_if_exists(ctx.state().path());
+            .step(format!("Deleting the kind cluster {}", kind.name()));
+        let deleted = kind.delete_if_exists(ctx.state().path());
         step.conclude(deleted, |existed| {
             if *existed {
                 "deleted, with the stack's data".to_owned()
@@ -79,10 +81,7 @@ const NAMESPACE_GONE: Duration = Duration::from_secs(180);
 async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     // No manifests or secrets needed: `down` must work even when they are broken.
     let docker = crate::docker::connect().await?;
-    let runtime = DockerRuntime::new(
-        docker,
-        Names::new(crate::runtime::docker::session::stack_name()?),
-    );
+    let runtime = DockerRuntime::new(docker, Names::new(ctx.config().stack_name.as_str()));
     let step = ctx.ui().step("Removing the stack");
     match runtime.down(args.volumes).await {
         Ok((containers, networks, volumes)) => {

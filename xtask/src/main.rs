@@ -7,6 +7,7 @@
 //! - `bench/`: `cargo xtask bench`, load benchmarks (`bench api`, `bench web`) writing to
 //!   `target/bench/`.
 //! - `cmd.rs`: the one helper that runs other programs.
+//! - `config.rs`: the `WANDER_*` environment variables, read and checked once into [`Config`].
 //! - `interrupt.rs`: Ctrl-C handling for commands that must clean up before exiting.
 //! - `setup.rs`: `cargo xtask setup`, installs the system packages (`scripts/setup.sh`).
 //! - `sqlx_prepare.rs`: `cargo xtask sqlx-prepare`, the API's prepared query data (`api/.sqlx`).
@@ -19,6 +20,7 @@
 mod bench;
 mod cmd;
 mod completions;
+mod config;
 mod db_shell;
 mod dev;
 mod digest;
@@ -52,6 +54,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+use crate::config::Config;
 use crate::runtime::RuntimeKind;
 use crate::state::StateDir;
 use crate::ui::{Ui, Verbosity};
@@ -70,8 +73,9 @@ struct Cli {
     #[arg(long, global = true, value_enum, env = "WANDER_RUNTIME")]
     runtime: Option<RuntimeKind>,
 
-    /// The kube context to use on the kind runtime instead of the cluster's own `kind-wander`
-    /// (read from your kubeconfig). Without it, any other context is refused.
+    /// The kube context to use on the kind runtime instead of the cluster's own (`kind-wander`,
+    /// or `kind-<WANDER_STACK>`), read from your kubeconfig. Without it, any other context is
+    /// refused.
     #[arg(long, global = true, value_name = "NAME", env = "WANDER_KUBE_CONTEXT")]
     context: Option<String>,
 
@@ -154,26 +158,31 @@ pub(crate) struct Context {
     runtime: Option<RuntimeKind>,
     /// The kube context named with `--context`, if any.
     kube: Option<String>,
+    /// What the environment configures.
+    config: Config,
 }
 
 impl Context {
-    fn new(verbosity: Verbosity, runtime: Option<RuntimeKind>) -> Self {
+    fn new(verbosity: Verbosity, runtime: Option<RuntimeKind>, config: Config) -> Self {
         Self {
             kube: None,
-            // xtask/ sits directly in the repository root.
             root: Self::repository_root(),
             verbose: verbosity == Verbosity::Verbose,
             ui: Ui::new(verbosity),
             runtime,
+            config,
         }
     }
 
-    /// A context as tests need it: normal output, runtime chosen by detection.
+    /// A context as tests need it: normal output, runtime chosen by detection, and the default
+    /// configuration whatever the environment says.
     #[cfg(test)]
     pub(crate) fn for_tests() -> Self {
-        Self::new(Verbosity::Normal, None)
+        let config = Config::defaults(&Self::repository_root());
+        Self::new(Verbosity::Normal, None, config)
     }
 
+    /// The repository root: xtask/ sits directly in it.
     fn repository_root() -> PathBuf {
         let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
@@ -189,16 +198,19 @@ impl Context {
         self.verbose
     }
 
+    /// Where progress, notes and results are printed.
     pub(crate) fn ui(&self) -> &Ui {
         &self.ui
     }
 
+    /// What the environment configures (names, folders, overrides).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The git-ignored state folder: `WANDER_STATE_DIR`, else `.wander/` in the repository.
     pub(crate) fn state(&self) -> StateDir {
-        StateDir::new(
-            std::env::var_os("WANDER_STATE_DIR")
-                .map_or_else(|| self.root.join(".wander"), PathBuf::from),
-        )
+        StateDir::new(self.config.state_dir.clone())
     }
 
     /// The kube context named with `--context`: the kind runtime uses no other than its own
@@ -262,7 +274,15 @@ fn main() -> ExitCode {
     } else {
         Verbosity::Normal
     };
-    let mut ctx = Context::new(verbosity, cli.runtime);
+    let config = match Config::from_env(&Context::repository_root()) {
+        Ok(config) => config,
+        Err(err) => {
+            // A bad setting is a usage error, as a bad flag is (clap exits with 2 too).
+            eprintln!("{} {err:#}", Ui::new(verbosity).paint_red("error:"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut ctx = Context::new(verbosity, cli.runtime, config);
     ctx.kube = cli.context;
     let result = match cli.command {
         Command::Dev(args) => run_async(&ctx, Stop::Resumable, dev::run(&ctx, args)),
@@ -617,7 +637,7 @@ mod tests {
 
     #[test]
     fn the_repository_root_holds_the_workspace_manifest() {
-        let ctx = Context::new(Verbosity::Normal, None);
+        let ctx = Context::for_tests();
         assert!(ctx.root().join("Cargo.toml").is_file());
         assert!(ctx.root().join("xtask").is_dir());
     }

@@ -11,7 +11,7 @@ use crate::Context;
 use crate::runtime::RuntimeKind;
 use crate::runtime::docker::readiness;
 use crate::runtime::docker::session::{SecretsMode, Session};
-use crate::runtime::kind::cluster::CONTEXT;
+use crate::runtime::kind::cluster::KindCli;
 use crate::runtime::kind::session::KindSession;
 
 /// Options of `cargo xtask status`.
@@ -54,8 +54,10 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         RuntimeKind::Docker => collect(&Session::open(ctx, SecretsMode::Existing).await?).await?,
         RuntimeKind::Kind => {
             let session = KindSession::open(ctx).await?;
-            let context = ctx.kube_context().unwrap_or(CONTEXT);
-            crate::runtime::kind::status::collect(&session, context).await?
+            let context = ctx
+                .kube_context()
+                .map_or_else(|| KindCli::new(ctx).context(), str::to_owned);
+            crate::runtime::kind::status::collect(&session, &context).await?
         }
     };
     let mut out = std::io::stdout().lock();

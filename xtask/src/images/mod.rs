@@ -64,7 +64,7 @@ pub(crate) async fn resolve(
         )
     };
     // A stand-in built on an earlier run: use it without asking a registry again.
-    if let Some(reference) = standin::reference_for(repository)
+    if let Some(reference) = standin::reference_for(ctx, repository)
         && build::image_exists(docker, &reference).await?
     {
         return Ok(Resolved {

@@ -32,12 +32,6 @@ const SUITE: &str = "bookworm";
 /// What debootstrap installs on top of its minimal base.
 const PACKAGES: &[&str] = &["postgresql-15", "redis-server", "ca-certificates"];
 
-/// Where debootstrap downloads from, unless [`MIRROR_ENV`] names another mirror.
-const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
-
-/// Names a Debian mirror to use instead of [`DEFAULT_MIRROR`] (a local cache, a closer mirror).
-const MIRROR_ENV: &str = "WANDER_DEBIAN_MIRROR";
-
 /// The label on every stand-in image, valued `base`, `postgres` or `redis`, so that they can be
 /// listed and pruned.
 const LABEL: &str = "dev.wander.standin";
@@ -91,8 +85,8 @@ pub(crate) async fn ensure_base(
     docker: &Docker,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
-    let mirror = mirror(std::env::var(MIRROR_ENV).ok().as_deref());
-    let reference = base_reference(&mirror);
+    let mirror = &ctx.config().debian_mirror;
+    let reference = base_reference(mirror);
     if image_exists(docker, &reference).await? {
         return Ok(Image {
             reference,
@@ -116,7 +110,7 @@ pub(crate) async fn ensure_base(
         .arg(format!("--include={}", PACKAGES.join(",")))
         .arg(SUITE)
         .arg(&rootfs)
-        .arg(&mirror)
+        .arg(mirror)
         .env("DEBIAN_FRONTEND", "noninteractive");
     if let Err(err) = run_streaming(ctx, &debootstrap, on_progress).await {
         let log = tail_of_file(&rootfs.join("debootstrap/debootstrap.log"));
@@ -156,10 +150,12 @@ fn standin_for(repository: &str) -> Option<&'static Standin> {
 }
 
 /// The reference the stand-in for `repository` has (or will have), without building anything.
-pub(crate) fn reference_for(repository: &str) -> Option<String> {
+pub(crate) fn reference_for(ctx: &Context, repository: &str) -> Option<String> {
     let standin = standin_for(repository)?;
-    let mirror = mirror(std::env::var(MIRROR_ENV).ok().as_deref());
-    Some(standin_reference(standin, &base_reference(&mirror)))
+    Some(standin_reference(
+        standin,
+        &base_reference(&ctx.config().debian_mirror),
+    ))
 }
 
 /// Makes sure the stand-in for `repository` exists (building the base first when needed);
@@ -180,8 +176,7 @@ async fn ensure_standin(
     standin: &Standin,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
-    let mirror = mirror(std::env::var(MIRROR_ENV).ok().as_deref());
-    let reference = standin_reference(standin, &base_reference(&mirror));
+    let reference = standin_reference(standin, &base_reference(&ctx.config().debian_mirror));
     if image_exists(docker, &reference).await? {
         return Ok(Image {
             reference,
@@ -201,14 +196,6 @@ async fn ensure_standin(
         reference,
         built: true,
     })
-}
-
-/// The mirror to use: the variable's value when set and not blank, without a trailing slash.
-fn mirror(from_env: Option<&str>) -> String {
-    match from_env.map(str::trim).filter(|m| !m.is_empty()) {
-        Some(mirror) => mirror.trim_end_matches('/').to_owned(),
-        None => DEFAULT_MIRROR.to_owned(),
-    }
 }
 
 /// The base image's reference: a hash over everything that decides what the root filesystem holds.
@@ -582,28 +569,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mirror_comes_from_the_variable_unless_it_is_blank() {
-        let cases = [
-            (None, DEFAULT_MIRROR),
-            (Some(""), DEFAULT_MIRROR),
-            (Some("  "), DEFAULT_MIRROR),
-            (
-                Some("http://mirror.local/debian/"),
-                "http://mirror.local/debian",
-            ),
-            (Some(" http://m/debian "), "http://m/debian"),
-        ];
-        for (env, expected) in cases {
-            assert_eq!(mirror(env), expected, "{env:?}");
-        }
-    }
-
-    #[test]
     fn the_base_tag_follows_the_mirror_and_nothing_else_that_varies() {
-        let default = base_reference(DEFAULT_MIRROR);
+        let default = base_reference(crate::config::DEFAULT_MIRROR);
         assert!(default.starts_with("wander/standin-base:"), "{default}");
         assert_eq!(default.len(), "wander/standin-base:".len() + 12);
-        assert_eq!(base_reference(DEFAULT_MIRROR), default);
+        assert_eq!(base_reference(crate::config::DEFAULT_MIRROR), default);
         assert_ne!(base_reference("http://mirror.local/debian"), default);
     }
 

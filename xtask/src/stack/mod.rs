@@ -270,6 +270,79 @@ impl Stack {
     pub(crate) fn host_port_of(&self, service: &str) -> Option<&HostPortMapping> {
         self.host_ports.iter().find(|p| p.service == service)
     }
+
+    /// Publishes `service` on host port `port` instead, in both places a runtime reads it: the
+    /// host port mapping (docker) and the kind configuration (kind, at cluster creation).
+    pub(crate) fn move_host_port(&mut self, service: &str, port: u16) -> anyhow::Result<()> {
+        let mappings: Vec<usize> = (0..self.host_ports.len())
+            .filter(|&i| self.host_ports[i].service == service)
+            .collect();
+        let &[index] = mappings.as_slice() else {
+            bail!(
+                "the Service {service} has {} host ports in {KIND_CONFIG_FILE}; move them there",
+                mappings.len()
+            );
+        };
+        if let Some(other) = self
+            .host_ports
+            .iter()
+            .find(|m| m.service != service && m.host_port == port)
+        {
+            bail!(
+                "host port {port} asked for {service} is already the host port of {}; move that one too or pick another",
+                other.service
+            );
+        }
+        let mapping = &mut self.host_ports[index];
+        for kind_mapping in self
+            .kind_config
+            .nodes
+            .iter_mut()
+            .flat_map(|node| node.extra_port_mappings.iter_mut())
+            .filter(|m| m.container_port == mapping.node_port)
+        {
+            kind_mapping.host_port = port;
+        }
+        mapping.host_port = port;
+        Ok(())
+    }
+
+    /// Runs `image` in `workload` instead of the manifests' image, in both places a runtime
+    /// reads it: the workload (docker) and the object applied to the cluster (kind). Only a
+    /// workload of one container can be given an image this way.
+    pub(crate) fn replace_image(&mut self, workload: &str, image: &str) -> anyhow::Result<()> {
+        let Some(target) = self.workloads.iter_mut().find(|w| w.name == workload) else {
+            bail!("the stack has no workload {workload}");
+        };
+        let [container] = target.pod_spec.containers.as_mut_slice() else {
+            bail!(
+                "{}: {workload} has {} containers; set their images in the manifest",
+                target.file,
+                target.pod_spec.containers.len()
+            );
+        };
+        container.image = Some(image.to_owned());
+        let kind = target.kind.as_str();
+        for object in self
+            .objects
+            .iter_mut()
+            .filter(|o| o.kind == kind && o.name == workload)
+        {
+            let template = match &mut object.object {
+                Object::Deployment(d) => d.spec.as_mut().map(|s| &mut s.template),
+                Object::StatefulSet(s) => s.spec.as_mut().map(|s| &mut s.template),
+                _ => None,
+            };
+            for container in template
+                .and_then(|t| t.spec.as_mut())
+                .into_iter()
+                .flat_map(|spec| spec.containers.iter_mut())
+            {
+                container.image = Some(image.to_owned());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `kustomization.yaml`, as far as the stack uses it.

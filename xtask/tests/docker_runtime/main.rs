@@ -197,6 +197,55 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
         "only the API's container may change"
     );
 
+    // WANDER_REDIS_IMAGE runs another image for one service (here the same image under a name
+    // of its own, so that it must be found by that name) and replaces that service only.
+    let status = |stack: &TestStack| -> Value {
+        let run = stack.run(&["status", "--json"]);
+        run.assert_ok();
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let redis_image = status(&stack)["services"][1]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let override_image = format!("localhost/{}-redis:override", stack.name);
+    let (repo, tag) = override_image.rsplit_once(':').unwrap();
+    let docker = helpers::docker().await;
+    docker
+        .tag_image(
+            &redis_image,
+            Some(
+                bollard::query_parameters::TagImageOptionsBuilder::default()
+                    .repo(repo)
+                    .tag(tag)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut overridden = stack.command(&["dev", "--no-open"]);
+    overridden.env("WANDER_MANIFESTS", manifests.path());
+    overridden.env("WANDER_REDIS_IMAGE", &override_image);
+    let run: helpers::Run = overridden.output().unwrap().into();
+    docker
+        .remove_image(
+            &override_image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .unwrap();
+    run.assert_ok();
+    assert!(run.stderr.contains("(1 of 4 services changed)"), "{run:#?}");
+    assert!(run.stderr.contains("Starting redis replaced"), "{run:#?}");
+    let status = status(&stack);
+    assert_eq!(
+        status["services"][1]["image"],
+        override_image.as_str(),
+        "{status}"
+    );
+    assert_eq!(status["healthy"], true, "{status}");
+
     // down keeps the data unless asked; down --volumes leaves nothing behind.
     let run = stack.run(&["down"]);
     run.assert_ok();
@@ -458,4 +507,47 @@ fn kind_only_options_are_refused_where_they_mean_nothing() {
     stack
         .run(&["--runtime", "kind", "--context", "prod-eu", "down"])
         .assert_fails_with("never `--context prod-eu`");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_are_refused_naming_the_variable_and_touch_nothing() {
+    // A malformed value is a usage error (2) of every command, as a bad flag is.
+    for (name, value, expected) in [
+        (
+            "WANDER_STACK",
+            "Prod Stack",
+            "WANDER_STACK=\"Prod Stack\" is not a usable name",
+        ),
+        (
+            "WANDER_API_PORT",
+            "80; rm -rf /",
+            "WANDER_API_PORT=\"80; rm -rf /\" is not a port number",
+        ),
+        ("WANDER_API_IMAGE", "api image", "is not an image reference"),
+        ("WANDER_STATE_DIR", "", "WANDER_STATE_DIR is set but empty"),
+    ] {
+        let mut stack = TestStack::new("badenv");
+        stack.extra_env.push((name.into(), value.into()));
+        for args in [&["dev", "--no-open"][..], &["status"], &["doctor"]] {
+            let run = stack.run(args);
+            assert_eq!(run.code, Some(2), "{name}={value:?} {args:?}: {run:#?}");
+            assert!(run.stderr.contains(expected), "{run:#?}");
+        }
+    }
+    // A well-formed override naming nothing in the stack: the variables that would work.
+    let mut stack = TestStack::new("badenv");
+    stack
+        .extra_env
+        .push(("WANDER_WEBB_PORT".into(), "3001".into()));
+    let run = stack.run(&["dev", "--no-open"]);
+    run.assert_fails_with("WANDER_WEBB_PORT: the stack publishes no service of that name");
+    assert!(
+        run.stderr.contains("WANDER_WEB_PORT, WANDER_API_PORT"),
+        "{run:#?}"
+    );
+    assert_eq!(
+        leftovers(&stack.name).await,
+        (0, 0, 0),
+        "nothing is created"
+    );
 }

@@ -465,7 +465,6 @@ mod tests {
                 names: &names,
                 secrets: &secrets,
                 images: &BTreeMap::from([(image, toolbox)]),
-                host_ports: &BTreeMap::new(),
                 files_root: files.path(),
             };
             let mut plan = plan::plan(redis, &inputs).unwrap();

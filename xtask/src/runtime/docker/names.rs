@@ -47,15 +47,6 @@ impl Names {
     }
 }
 
-/// Whether a stack name is usable in container, network and volume names.
-pub(crate) fn valid_stack_name(name: &str) -> bool {
-    (1..=40).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,15 +62,5 @@ mod tests {
         );
         assert_eq!(names.volume("cache", None), "wander-cache");
         assert_eq!(names.filter(), "dev.wander.stack=wander");
-    }
-
-    #[test]
-    fn stack_names_are_checked() {
-        for good in ["wander", "t-1", "a"] {
-            assert!(valid_stack_name(good), "{good}");
-        }
-        for bad in ["", "Wander", "1abc", "a_b", "a b", "a/b", &"x".repeat(41)] {
-            assert!(!valid_stack_name(bad), "{bad}");
-        }
     }
 }

@@ -238,8 +238,6 @@ pub(crate) struct Inputs<'a> {
     pub(crate) secrets: &'a Secrets,
     /// Image reference in the manifests → the local image to run.
     pub(crate) images: &'a BTreeMap<String, String>,
-    /// Host port overrides by Service name (tests and side-by-side stacks).
-    pub(crate) host_ports: &'a BTreeMap<String, u16>,
     /// Where ConfigMap and Secret volumes are written as files.
     pub(crate) files_root: &'a std::path::Path,
 }
@@ -385,11 +383,7 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
             service: mapping.service.clone(),
             container_port: port.target_port,
             host_ip: mapping.listen_address.to_string(),
-            host_port: inputs
-                .host_ports
-                .get(&mapping.service)
-                .copied()
-                .unwrap_or(mapping.host_port),
+            host_port: mapping.host_port,
         });
     }
 
@@ -604,7 +598,6 @@ mod tests {
         names: Names,
         secrets: Secrets,
         images: BTreeMap<String, String>,
-        host_ports: BTreeMap<String, u16>,
     }
 
     impl Fixture {
@@ -625,7 +618,6 @@ mod tests {
                     api_token: "tok0".into(),
                 },
                 images,
-                host_ports: BTreeMap::new(),
             }
         }
 
@@ -641,7 +633,6 @@ mod tests {
                     names: &self.names,
                     secrets: &self.secrets,
                     images: &self.images,
-                    host_ports: &self.host_ports,
                     files_root: Path::new("/state/files"),
                 },
             )
@@ -793,7 +784,7 @@ mod tests {
         let before = fixture.plan("web").unwrap();
         assert_eq!(before.published[0].host_port, 3000);
         assert_eq!(fixture.plan("web").unwrap().hash(), before.hash(), "stable");
-        fixture.host_ports.insert("web".into(), 13000);
+        fixture.stack.move_host_port("web", 13000).unwrap();
         let moved = fixture.plan("web").unwrap();
         assert_eq!(moved.published[0].host_port, 13000);
         assert_ne!(moved.hash(), before.hash());

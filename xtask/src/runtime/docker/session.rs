@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 
 use super::DockerRuntime;
-use super::names::{Names, valid_stack_name};
+use super::names::Names;
 use super::plan::{self, ContainerPlan, Inputs};
 use crate::Context;
 use crate::stack::{Stack, Workload};
@@ -21,8 +21,6 @@ pub(crate) struct Session {
     pub(crate) runtime: DockerRuntime,
     pub(crate) stack: Stack,
     pub(crate) secrets: Secrets,
-    /// Host port overrides (`WANDER_<SERVICE>_PORT`), by Service name.
-    pub(crate) host_ports: BTreeMap<String, u16>,
     /// The repository root (for `db/`).
     pub(crate) root: std::path::PathBuf,
     /// Where ConfigMap and Secret volumes are written as files (in the state folder).
@@ -38,8 +36,7 @@ pub(crate) enum SecretsMode {
 
 impl Session {
     pub(crate) async fn open(ctx: &Context, secrets: SecretsMode) -> anyhow::Result<Self> {
-        let stack_name = stack_name()?;
-        let stack = Stack::load(&manifests_dir(ctx))?;
+        let stack = ctx.config().load_stack()?;
         let state = ctx.state();
         state.check_permissions()?;
         let secrets = match secrets {
@@ -48,13 +45,11 @@ impl Session {
                 anyhow!("the stack has not been started here yet: run `cargo xtask dev` first")
             })?,
         };
-        let host_ports = host_port_overrides(&stack, |name| std::env::var(name).ok())?;
         let docker = crate::docker::connect().await?;
         Ok(Self {
-            runtime: DockerRuntime::new(docker, Names::new(stack_name)),
+            runtime: DockerRuntime::new(docker, Names::new(ctx.config().stack_name.as_str())),
             stack,
             secrets,
-            host_ports,
             root: ctx.root().to_path_buf(),
             files_root: state.path().join("files"),
         })
@@ -74,7 +69,6 @@ impl Session {
             names: self.runtime.names(),
             secrets: &self.secrets,
             images,
-            host_ports: &self.host_ports,
             files_root: &self.files_root,
         };
         self.stack
@@ -141,27 +135,18 @@ impl Session {
 /// The host ports the stack publishes (after `WANDER_<SERVICE>_PORT` overrides), read from the
 /// manifests; the defaults when they cannot be read (doctor must work with broken manifests).
 pub(crate) fn wanted_host_ports(ctx: &Context) -> Vec<u16> {
-    let Ok(stack) = Stack::load(&manifests_dir(ctx)) else {
-        return crate::prereq::DEFAULT_PORTS.to_vec();
-    };
-    let overrides =
-        host_port_overrides(&stack, |name| std::env::var(name).ok()).unwrap_or_default();
-    stack
-        .host_ports
-        .iter()
-        .map(|m| overrides.get(&m.service).copied().unwrap_or(m.host_port))
-        .collect()
+    ctx.config().load_stack().map_or_else(
+        |_| crate::prereq::DEFAULT_PORTS.to_vec(),
+        |stack| stack.host_ports.iter().map(|m| m.host_port).collect(),
+    )
 }
 
 /// The host ports this stack's containers hold now (none when the engine cannot be reached).
-pub(crate) async fn owned_host_ports() -> Vec<u16> {
-    let Ok(name) = stack_name() else {
-        return Vec::new();
-    };
+pub(crate) async fn owned_host_ports(ctx: &Context) -> Vec<u16> {
     let Ok(docker) = crate::docker::connect().await else {
         return Vec::new();
     };
-    DockerRuntime::new(docker, Names::new(name))
+    DockerRuntime::new(docker, Names::new(ctx.config().stack_name.as_str()))
         .containers()
         .await
         .unwrap_or_default()
@@ -173,23 +158,6 @@ pub(crate) async fn owned_host_ports() -> Vec<u16> {
 /// `127.0.0.1:8080->8080` → 8080.
 pub(crate) fn host_port_of(binding: &str) -> Option<u16> {
     binding.split("->").next()?.rsplit(':').next()?.parse().ok()
-}
-
-/// The manifests: `WANDER_MANIFESTS` (a variant of the stack, or a test's), else `manifests/`.
-pub(crate) fn manifests_dir(ctx: &Context) -> std::path::PathBuf {
-    std::env::var_os("WANDER_MANIFESTS")
-        .map_or_else(|| ctx.root().join("manifests"), std::path::PathBuf::from)
-}
-
-/// The stack's name: `WANDER_STACK`, else `wander`.
-pub(crate) fn stack_name() -> anyhow::Result<String> {
-    let name = std::env::var("WANDER_STACK").unwrap_or_else(|_| "wander".to_owned());
-    if !valid_stack_name(&name) {
-        bail!(
-            "WANDER_STACK={name:?} is not a usable name: use 1 to 40 lowercase letters, digits and dashes, starting with a letter"
-        );
-    }
-    Ok(name)
 }
 
 /// Where psql should connect.
@@ -236,57 +204,9 @@ pub(crate) fn workload_images(workload: &Workload) -> Vec<String> {
         .collect()
 }
 
-/// `WANDER_WEB_PORT=13000` moves the `web` Service's host port, for side-by-side stacks and
-/// tests. Anything but a port number from 1 to 65535 is refused.
-pub(crate) fn host_port_overrides(
-    stack: &Stack,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<BTreeMap<String, u16>> {
-    let mut overrides = BTreeMap::new();
-    for mapping in &stack.host_ports {
-        let variable = format!(
-            "WANDER_{}_PORT",
-            mapping.service.to_uppercase().replace('-', "_")
-        );
-        if let Some(value) = lookup(&variable) {
-            let port: u16 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|p| *p > 0)
-                .with_context(|| format!("{variable}={value:?} is not a port number (1-65535)"))?;
-            overrides.insert(mapping.service.clone(), port);
-        }
-    }
-    Ok(overrides)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stack() -> Stack {
-        Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
-    }
-
-    #[test]
-    fn host_ports_move_per_service_and_bad_values_are_refused() {
-        let stack = stack();
-        let none = host_port_overrides(&stack, |_| None).unwrap();
-        assert!(none.is_empty());
-        let moved = host_port_overrides(&stack, |name| {
-            (name == "WANDER_API_PORT").then(|| " 18080 ".to_owned())
-        })
-        .unwrap();
-        assert_eq!(moved, BTreeMap::from([("api".to_owned(), 18080)]));
-        for bad in ["0", "65536", "-1", "abc", "", "80 80", "8080; rm -rf /"] {
-            let err = host_port_overrides(&stack, |name| {
-                (name == "WANDER_WEB_PORT").then(|| bad.to_owned())
-            })
-            .unwrap_err();
-            assert!(err.to_string().contains("WANDER_WEB_PORT"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn psql_gets_the_stack_user_and_database_as_separate_arguments() {

@@ -1,5 +1,6 @@
 //! The kube-rs client for the kind cluster: built from a kubeconfig for exactly one context,
-//! `kind-wander` unless `--context` names another (DESIGN.md decision 8).
+//! the cluster's own (`kind-wander` by default) unless `--context` names another (DESIGN.md
+//! decision 8).
 //!
 //! The kubeconfig is kind's own (`kind get kubeconfig`), so the user's current context, whatever
 //! it is, is never picked up by accident; only an explicit `--context` reads the user's
@@ -8,18 +9,19 @@
 use anyhow::{Context as _, bail};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::cluster::{CONTEXT, KindCli, check_context};
+use super::cluster::{KindCli, check_context};
 
-/// A client for the cluster the xtask may talk to: kind's `kind-wander`, or the context named
-/// with `--context` (`requested`), looked up in the user's kubeconfig.
+/// A client for the cluster the xtask may talk to: the kind cluster's own context, or the
+/// context named with `--context` (`requested`), looked up in the user's kubeconfig.
 pub(crate) async fn connect(
     kind: &KindCli<'_>,
     requested: Option<&str>,
 ) -> anyhow::Result<kube::Client> {
+    let ours = kind.context();
     let config = match requested {
-        None | Some(CONTEXT) => {
-            let text = kind.kubeconfig()?;
-            config_from_text(&text, requested).await?
+        None => config_from_text(&kind.kubeconfig()?, None, &ours).await?,
+        Some(named) if named == ours => {
+            config_from_text(&kind.kubeconfig()?, requested, &ours).await?
         }
         Some(named) => {
             let kubeconfig = Kubeconfig::read().with_context(|| {
@@ -27,7 +29,7 @@ pub(crate) async fn connect(
                     "reading your kubeconfig ($KUBECONFIG or ~/.kube/config) to find the context `{named}` named with --context"
                 )
             })?;
-            config_for(kubeconfig, requested).await?
+            config_for(kubeconfig, requested, &ours).await?
         }
     };
     let cluster = config.cluster_url.to_string();
@@ -42,23 +44,25 @@ pub(crate) async fn connect(
 pub(crate) async fn config_from_text(
     text: &str,
     requested: Option<&str>,
+    ours: &str,
 ) -> anyhow::Result<kube::Config> {
     let kubeconfig =
         Kubeconfig::from_yaml(text).context("the kubeconfig is not valid YAML of a kubeconfig")?;
-    config_for(kubeconfig, requested).await
+    config_for(kubeconfig, requested, ours).await
 }
 
 /// The client configuration for one context of `kubeconfig`: its current context only when
-/// that is `kind-wander`, any context named with `--context` (`requested`), and an error for
-/// everything else, including a context the kubeconfig does not have.
+/// that is ours (`kind-<cluster>`), any context named with `--context` (`requested`), and an
+/// error for everything else, including a context the kubeconfig does not have.
 ///
 /// Reads nothing outside `kubeconfig` except files it names (certificates given as paths).
 pub(crate) async fn config_for(
     kubeconfig: Kubeconfig,
     requested: Option<&str>,
+    ours: &str,
 ) -> anyhow::Result<kube::Config> {
     let current = kubeconfig.current_context.clone().unwrap_or_default();
-    let context = check_context(requested, &current)?;
+    let context = check_context(requested, &current, ours)?;
     if !kubeconfig.contexts.iter().any(|c| c.name == context) {
         let known: Vec<&str> = kubeconfig
             .contexts
@@ -70,9 +74,9 @@ pub(crate) async fn config_for(
         } else {
             known.join(", ")
         };
-        if context == CONTEXT {
+        if context == ours {
             bail!(
-                "the kubeconfig has no context `{CONTEXT}` (it has: {known}); `cargo xtask dev` creates the kind cluster and its context"
+                "the kubeconfig has no context `{ours}` (it has: {known}); `cargo xtask dev` creates the kind cluster and its context"
             );
         }
         bail!(
@@ -91,6 +95,9 @@ pub(crate) async fn config_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The context of the cluster `wander`.
+    const OURS: &str = "kind-wander";
 
     /// A kubeconfig with kind's context and a shared cluster's, `current` being current.
     fn kubeconfig(current: &str) -> String {
@@ -129,7 +136,7 @@ users:
     }
 
     async fn server(current: &str, requested: Option<&str>) -> anyhow::Result<String> {
-        let config = config_from_text(&kubeconfig(current), requested).await?;
+        let config = config_from_text(&kubeconfig(current), requested, OURS).await?;
         Ok(config.cluster_url.to_string())
     }
 
@@ -173,11 +180,11 @@ users:
 
     #[tokio::test]
     async fn the_named_contexts_user_and_namespace_come_with_it() {
-        let config = config_from_text(&kubeconfig("kind-wander"), Some("prod-eu"))
+        let config = config_from_text(&kubeconfig("kind-wander"), Some("prod-eu"), OURS)
             .await
             .unwrap();
         assert_eq!(config.default_namespace, "payments");
-        let config = config_from_text(&kubeconfig("prod-eu"), Some("kind-wander"))
+        let config = config_from_text(&kubeconfig("prod-eu"), Some("kind-wander"), OURS)
             .await
             .unwrap();
         assert_eq!(config.default_namespace, "default");
@@ -186,7 +193,10 @@ users:
     #[tokio::test]
     async fn a_kubeconfig_without_kinds_context_says_how_to_get_one() {
         let text = "apiVersion: v1\nkind: Config\ncurrent-context: kind-wander\ncontexts: []\nclusters: []\nusers: []\n";
-        let err = format!("{:#}", config_from_text(text, None).await.unwrap_err());
+        let err = format!(
+            "{:#}",
+            config_from_text(text, None, OURS).await.unwrap_err()
+        );
         assert!(
             err.contains("no context `kind-wander` (it has: none)"),
             "{err}"
@@ -197,13 +207,19 @@ users:
     #[tokio::test]
     async fn a_kubeconfig_without_a_current_context_is_refused() {
         let text = kubeconfig("kind-wander").replace("current-context: kind-wander\n", "");
-        let err = format!("{:#}", config_from_text(&text, None).await.unwrap_err());
+        let err = format!(
+            "{:#}",
+            config_from_text(&text, None, OURS).await.unwrap_err()
+        );
         assert!(err.contains("no current kube context"), "{err}");
     }
 
     #[tokio::test]
     async fn text_that_is_no_kubeconfig_is_an_error() {
-        let err = format!("{:#}", config_from_text("[1, 2", None).await.unwrap_err());
+        let err = format!(
+            "{:#}",
+            config_from_text("[1, 2", None, OURS).await.unwrap_err()
+        );
         assert!(err.contains("not valid YAML of a kubeconfig"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! The kind cluster `wander`: created from `manifests/kind-config.yaml`, found by exact name,
+//! The stack's kind cluster (named as the stack, `wander` by default): created from `manifests/kind-config.yaml`, found by exact name,
 //! reused, deleted; every `kind` invocation goes through [`KindCli::run`].
 //!
 //! kind is only used for what needs it (creating and deleting the node containers, listing them,
@@ -17,16 +17,8 @@ use crate::Context;
 use crate::cmd::Cmd;
 use crate::stack::KindCluster;
 
-/// The cluster's name: `kind ... --name wander`, node containers `wander-control-plane`, ...
-pub(crate) const CLUSTER_NAME: &str = "wander";
-/// The kube context kind writes for the cluster: the only one the xtask uses unless told
-/// otherwise (DESIGN.md decision 8).
-pub(crate) const CONTEXT: &str = "kind-wander";
 /// How long `kind create cluster` waits for the control plane to be ready.
 const CREATE_WAIT: &str = "120s";
-/// The configuration the cluster was created from, in the state folder: written before
-/// `kind create cluster`, compared on reuse, removed with the cluster.
-const CONFIG_FILE: &str = "kind-config.yaml";
 /// What `kind get clusters` says (on stderr, exit 0) when there are none.
 const NO_CLUSTERS: &str = "No kind clusters found.";
 
@@ -34,10 +26,12 @@ const NO_CLUSTERS: &str = "No kind clusters found.";
 /// error at this level, a failure to start is.
 type Runner<'a> = dyn Fn(&[String]) -> anyhow::Result<Output> + 'a;
 
-/// The `kind` program. Every invocation goes through one runner, which tests replace with a
-/// recorder to check the exact argument lists without kind installed.
+/// The `kind` program, for one cluster. Every invocation goes through one runner, which tests
+/// replace with a recorder to check the exact argument lists without kind installed.
 pub(crate) struct KindCli<'a> {
     runner: Box<Runner<'a>>,
+    /// The cluster's name: `kind ... --name wander`, node containers `wander-control-plane`.
+    name: String,
 }
 
 /// How [`KindCli::ensure`] found the cluster.
@@ -53,9 +47,10 @@ pub(crate) enum Ensured {
 }
 
 impl<'a> KindCli<'a> {
-    /// The real `kind` from PATH, run through [`Cmd`] (echoed in verbose mode).
+    /// The real `kind` from PATH, run through [`Cmd`] (echoed in verbose mode), for the
+    /// configured stack's cluster.
     pub(crate) fn new(ctx: &'a Context) -> Self {
-        Self::with_runner(move |args| {
+        Self::with_runner(ctx.config().cluster_name(), move |args| {
             if which::which("kind").is_err() {
                 bail!("{}", kind_missing());
             }
@@ -63,11 +58,26 @@ impl<'a> KindCli<'a> {
         })
     }
 
-    /// A `kind` that is `runner` instead: for tests.
-    pub(crate) fn with_runner(runner: impl Fn(&[String]) -> anyhow::Result<Output> + 'a) -> Self {
+    /// A `kind` for the cluster `name` that is `runner` instead: for tests.
+    pub(crate) fn with_runner(
+        name: &str,
+        runner: impl Fn(&[String]) -> anyhow::Result<Output> + 'a,
+    ) -> Self {
         Self {
             runner: Box::new(runner),
+            name: name.to_owned(),
         }
+    }
+
+    /// The cluster's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kube context kind writes for the cluster, `kind-<name>`: the only one the xtask uses
+    /// unless told otherwise (DESIGN.md decision 8).
+    pub(crate) fn context(&self) -> String {
+        format!("kind-{}", self.name)
     }
 
     /// The one place `kind` is run.
@@ -108,9 +118,9 @@ impl<'a> KindCli<'a> {
         Ok(lines(&String::from_utf8_lossy(&output.stdout)))
     }
 
-    /// Whether the cluster `wander` exists: an exact name match, not a prefix.
+    /// Whether the cluster exists: an exact name match, not a prefix.
     pub(crate) fn exists(&self) -> anyhow::Result<bool> {
-        Ok(self.clusters()?.iter().any(|name| name == CLUSTER_NAME))
+        Ok(self.clusters()?.contains(&self.name))
     }
 
     /// `kind create cluster` from the configuration file `config`, waiting for the control plane.
@@ -120,7 +130,7 @@ impl<'a> KindCli<'a> {
             "create",
             "cluster",
             "--name",
-            CLUSTER_NAME,
+            &self.name,
             "--config",
             &config,
             "--wait",
@@ -129,7 +139,8 @@ impl<'a> KindCli<'a> {
         let output = self.run(&args)?;
         if !output.status.success() {
             bail!(
-                "creating the kind cluster {CLUSTER_NAME} failed ({}): {}; fix that and run again, or use `--runtime docker`",
+                "creating the kind cluster {} failed ({}): {}; fix that and run again, or use `--runtime docker`",
+                self.name,
                 output.status,
                 stderr_tail(&output.stderr)
             );
@@ -139,8 +150,8 @@ impl<'a> KindCli<'a> {
 
     /// `kind delete cluster`: the node containers and kind's kubeconfig entry go.
     pub(crate) fn delete(&self) -> anyhow::Result<()> {
-        self.run_ok(&["delete", "cluster", "--name", CLUSTER_NAME])
-            .with_context(|| format!("deleting the kind cluster {CLUSTER_NAME}"))?;
+        self.run_ok(&["delete", "cluster", "--name", &self.name])
+            .with_context(|| format!("deleting the kind cluster {}", self.name))?;
         Ok(())
     }
 
@@ -148,17 +159,18 @@ impl<'a> KindCli<'a> {
     /// not exist.
     pub(crate) fn nodes(&self) -> anyhow::Result<Vec<String>> {
         let stdout = self
-            .run_ok(&["get", "nodes", "--name", CLUSTER_NAME])
-            .with_context(|| format!("listing the nodes of the kind cluster {CLUSTER_NAME}"))?;
+            .run_ok(&["get", "nodes", "--name", &self.name])
+            .with_context(|| format!("listing the nodes of the kind cluster {}", self.name))?;
         Ok(lines(&stdout))
     }
 
-    /// The cluster's kubeconfig (context [`CONTEXT`]), as kind writes it.
+    /// The cluster's kubeconfig (context [`Self::context`]), as kind writes it.
     pub(crate) fn kubeconfig(&self) -> anyhow::Result<String> {
-        self.run_ok(&["get", "kubeconfig", "--name", CLUSTER_NAME])
+        self.run_ok(&["get", "kubeconfig", "--name", &self.name])
             .with_context(|| {
                 format!(
-                    "reading the kubeconfig of the kind cluster {CLUSTER_NAME}; does it exist? `cargo xtask dev` creates it"
+                    "reading the kubeconfig of the kind cluster {}; does it exist? `cargo xtask dev` creates it",
+                    self.name
                 )
             })
     }
@@ -172,20 +184,21 @@ impl<'a> KindCli<'a> {
         state_dir: &Path,
         on_note: &dyn Fn(&str),
     ) -> anyhow::Result<Ensured> {
-        let wanted = config_yaml(config)?;
-        let recorded = config_path(state_dir);
+        let wanted = config_yaml(config, &self.name)?;
+        let recorded = config_path(state_dir, &self.name);
         if self.exists()? {
             let same = fs::read_to_string(&recorded).is_ok_and(|text| text == wanted);
             if same {
                 return Ok(Ensured::Reused);
             }
             on_note(&format!(
-                "reusing the existing kind cluster {CLUSTER_NAME}, which was not created from the current manifests/{}; its host ports may differ: `cargo xtask down` then `cargo xtask dev` recreates it",
+                "reusing the existing kind cluster {}, which was not created from the current manifests/{} (and host port settings); its host ports may differ: `cargo xtask down` then `cargo xtask dev` recreates it",
+                self.name,
                 crate::stack::KIND_CONFIG_FILE
             ));
             return Ok(Ensured::ReusedForeign);
         }
-        write_config(state_dir, &wanted)?;
+        write_config(&recorded, &wanted)?;
         self.create(&recorded)?;
         Ok(Ensured::Created)
     }
@@ -197,7 +210,7 @@ impl<'a> KindCli<'a> {
         if existed {
             self.delete()?;
         }
-        match fs::remove_file(config_path(state_dir)) {
+        match fs::remove_file(config_path(state_dir, &self.name)) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                 Err(err).context("removing the kind configuration from the state folder")
             }
@@ -206,19 +219,23 @@ impl<'a> KindCli<'a> {
     }
 }
 
-/// Where the configuration passed to `kind create cluster` is written.
-pub(crate) fn config_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(CONFIG_FILE)
+/// Where the configuration passed to `kind create cluster` for the cluster `name` is recorded,
+/// in the state folder: written before the cluster is created, compared on reuse, removed with
+/// the cluster.
+pub(crate) fn config_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("kind-{name}.yaml"))
 }
 
-fn write_config(state_dir: &Path, yaml: &str) -> anyhow::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .with_context(|| format!("creating the state folder {}", state_dir.display()))?;
-    let path = config_path(state_dir);
-    fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))
+/// Writes the record at `path`, creating the state folder (private) when needed.
+fn write_config(path: &Path, yaml: &str) -> anyhow::Result<()> {
+    if let Some(state_dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .with_context(|| format!("creating the state folder {}", state_dir.display()))?;
+    }
+    fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The message for a missing `kind`: how to install it here, or how to do without.
@@ -229,29 +246,34 @@ pub(crate) fn kind_missing() -> String {
     )
 }
 
-/// The kube context to use: [`CONTEXT`] when the current one is it, any context named with
-/// `--context` (`requested`), and a refusal for everything else, so that a command meant for the
-/// local stack never lands on a shared cluster that happens to be current (DESIGN.md decision 8).
-pub(crate) fn check_context(requested: Option<&str>, current: &str) -> anyhow::Result<String> {
+/// The kube context to use: ours (`kind-<name>`) when the current one is it, any context named
+/// with `--context` (`requested`), and a refusal for everything else, so that a command meant
+/// for the local stack never lands on a shared cluster that happens to be current (DESIGN.md
+/// decision 8).
+pub(crate) fn check_context(
+    requested: Option<&str>,
+    current: &str,
+    ours: &str,
+) -> anyhow::Result<String> {
     match requested {
-        Some("") => bail!("`--context` needs a context name, e.g. `--context {CONTEXT}`"),
+        Some("") => bail!("`--context` needs a context name, e.g. `--context {ours}`"),
         Some(named) => Ok(named.to_owned()),
-        None if current == CONTEXT => Ok(CONTEXT.to_owned()),
+        None if current == ours => Ok(ours.to_owned()),
         None if current.is_empty() => bail!(
-            "no current kube context; cargo xtask uses its own `{CONTEXT}`, which `cargo xtask dev` creates, or pass `--context <name>`"
+            "no current kube context; cargo xtask uses its own `{ours}`, which `cargo xtask dev` creates, or pass `--context <name>`"
         ),
         None => bail!(
-            "refusing to use the kube context `{current}`: cargo xtask only talks to its own `{CONTEXT}` unless told otherwise; pass `--context {current}` to use it anyway"
+            "refusing to use the kube context `{current}`: cargo xtask only talks to its own `{ours}` unless told otherwise; pass `--context {current}` to use it anyway"
         ),
     }
 }
 
 /// The configuration handed to kind: the one from the manifests with the cluster's name set.
-pub(crate) fn config_yaml(config: &KindCluster) -> anyhow::Result<String> {
+pub(crate) fn config_yaml(config: &KindCluster, name: &str) -> anyhow::Result<String> {
     let out = KindOut {
         kind: &config.kind,
         api_version: &config.api_version,
-        name: CLUSTER_NAME,
+        name,
         nodes: config
             .nodes
             .iter()
@@ -354,7 +376,7 @@ mod tests {
         }
 
         fn cli(&self) -> KindCli<'_> {
-            KindCli::with_runner(|args| {
+            KindCli::with_runner("wander", |args| {
                 self.calls.borrow_mut().push(args.join(" "));
                 let (code, stdout, stderr) = self
                     .answers
@@ -430,6 +452,57 @@ mod tests {
     }
 
     #[test]
+    fn another_stack_name_is_another_cluster_with_its_own_context_and_record() {
+        let state = tempfile::tempdir().unwrap();
+        let calls = RefCell::new(Vec::<String>::new());
+        let answers = RefCell::new(VecDeque::from([
+            (0, "wander\nside-2-old\n"),
+            (0, ""),
+            (0, "wander\nside-2\n"),
+            (0, ""),
+        ]));
+        let cli = KindCli::with_runner("side-2", |args| {
+            calls.borrow_mut().push(args.join(" "));
+            let (code, stdout) = answers.borrow_mut().pop_front().unwrap();
+            Ok(Output {
+                status: ExitStatus::from_raw(code << 8),
+                stdout: stdout.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            })
+        });
+        assert_eq!(cli.context(), "kind-side-2");
+        let ensured = cli
+            .ensure(&manifests_config(), state.path(), &|_| {})
+            .unwrap();
+        assert_eq!(
+            ensured,
+            Ensured::Created,
+            "`wander` and `side-2-old` are others"
+        );
+        let recorded = state.path().join("kind-side-2.yaml");
+        assert!(
+            fs::read_to_string(&recorded)
+                .unwrap()
+                .contains("name: side-2"),
+            "the configuration kind gets names the cluster"
+        );
+        assert!(cli.delete_if_exists(state.path()).unwrap());
+        assert!(!recorded.exists());
+        assert_eq!(
+            *calls.borrow(),
+            [
+                "get clusters".to_owned(),
+                format!(
+                    "create cluster --name side-2 --config {} --wait 120s",
+                    recorded.display()
+                ),
+                "get clusters".to_owned(),
+                "delete cluster --name side-2".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
     fn a_failed_create_shows_the_end_of_kinds_output_and_a_way_around() {
         let kind = FakeKind::new(&[(
             1,
@@ -457,7 +530,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(ensured, Ensured::Created);
-        let written = config_path(state.path());
+        let written = config_path(state.path(), "wander");
         assert_eq!(
             kind.calls()[1],
             format!(
@@ -467,7 +540,7 @@ mod tests {
         );
         assert_eq!(
             fs::read_to_string(&written).unwrap(),
-            config_yaml(&manifests_config()).unwrap()
+            config_yaml(&manifests_config(), "wander").unwrap()
         );
         assert!(notes.borrow().is_empty());
     }
@@ -487,7 +560,11 @@ mod tests {
         assert!(notes.borrow()[0].contains("cargo xtask down"), "{notes:?}");
 
         // Recorded as what we would write now: reused quietly.
-        write_config(state.path(), &config_yaml(&config).unwrap()).unwrap();
+        write_config(
+            &config_path(state.path(), "wander"),
+            &config_yaml(&config, "wander").unwrap(),
+        )
+        .unwrap();
         let kind = FakeKind::new(&[(0, "wander\n", "")]);
         let ensured = kind.cli().ensure(&config, state.path(), &note).unwrap();
         assert_eq!(ensured, Ensured::Reused);
@@ -505,14 +582,14 @@ mod tests {
     #[test]
     fn deleting_removes_the_cluster_and_its_recorded_config() {
         let state = tempfile::tempdir().unwrap();
-        write_config(state.path(), "x").unwrap();
+        write_config(&config_path(state.path(), "wander"), "x").unwrap();
         let kind = FakeKind::new(&[(0, "wander\n", ""), (0, "", "")]);
         assert!(kind.cli().delete_if_exists(state.path()).unwrap());
         assert_eq!(
             kind.calls(),
             ["get clusters", "delete cluster --name wander"]
         );
-        assert!(!config_path(state.path()).exists());
+        assert!(!config_path(state.path(), "wander").exists());
 
         let kind = FakeKind::new(&[(0, "wanderer\n", "")]);
         assert!(!kind.cli().delete_if_exists(state.path()).unwrap());
@@ -521,7 +598,7 @@ mod tests {
 
     #[test]
     fn a_runner_that_cannot_start_kind_passes_its_error_through() {
-        let cli = KindCli::with_runner(|_| bail!("{}", kind_missing()));
+        let cli = KindCli::with_runner("wander", |_| bail!("{}", kind_missing()));
         let err = cli.clusters().unwrap_err().to_string();
         assert!(err.starts_with("kind is not installed"), "{err}");
         assert!(err.contains("install kind:"), "{err}");
@@ -543,7 +620,7 @@ mod tests {
 
     #[test]
     fn the_generated_config_names_the_cluster_and_maps_the_ports_on_loopback() {
-        let yaml = config_yaml(&manifests_config()).unwrap();
+        let yaml = config_yaml(&manifests_config(), "wander").unwrap();
         // Read back as data, strictly (unknown fields refused).
         let read: KindCluster = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(read.name.as_deref(), Some("wander"));
@@ -598,7 +675,7 @@ mod tests {
             (Some("kind-wander"), "prod-eu", Ok("kind-wander")),
             (Some(""), "kind-wander", Err("needs a context name")),
         ] {
-            match (check_context(requested, current), expected) {
+            match (check_context(requested, current, "kind-wander"), expected) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want),
                 (Err(err), Err(want)) => {
                     assert!(err.to_string().contains(want), "{err}");

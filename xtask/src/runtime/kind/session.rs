@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail};
 
 use super::client;
-use super::cluster::{CLUSTER_NAME, KindCli};
+use super::cluster::KindCli;
 use crate::Context;
-use crate::runtime::docker::session::{DATABASE_WORKLOAD, SecretsMode, manifests_dir};
+use crate::runtime::docker::session::{DATABASE_WORKLOAD, SecretsMode};
 use crate::stack::{Stack, Workload, container_env};
 use crate::state::Secrets;
 
@@ -55,12 +55,13 @@ impl KindSession {
     /// For the commands that use a running stack: the cluster must exist (unless `--context`
     /// names another), and so must the secrets of an earlier `dev`.
     pub(crate) async fn open(ctx: &Context) -> anyhow::Result<Self> {
-        let stack = Stack::load(&manifests_dir(ctx))?;
+        let stack = ctx.config().load_stack()?;
         let secrets = secrets(ctx, SecretsMode::Existing)?;
         let kind = KindCli::new(ctx);
         if ctx.kube_context().is_none() && !kind.exists()? {
             bail!(
-                "there is no kind cluster `{CLUSTER_NAME}`: start the stack with `cargo xtask dev`"
+                "there is no kind cluster `{}`: start the stack with `cargo xtask dev`",
+                kind.name()
             );
         }
         let client = client::connect(&kind, ctx.kube_context()).await?;

@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::apply::{self, Applied};
-use super::cluster::{CLUSTER_NAME, CONTEXT, Ensured, KindCli};
+use super::cluster::{Ensured, KindCli};
 use super::database::{self, Database};
 use super::portforward::Tunnel;
 use super::session::{self, KindSession, service_port};
@@ -21,14 +21,15 @@ use crate::Context;
 use crate::dev::{self, Args};
 use crate::images::{self, Resolved};
 use crate::prereq;
-use crate::runtime::docker::session::{SecretsMode, manifests_dir};
+use crate::runtime::docker::session::SecretsMode;
 use crate::stack::{Stack, Workload};
 
 /// How often the nodes are looked at while they are not Ready.
 const NODE_POLL: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
-    if let Some(other) = ctx.kube_context().filter(|&named| named != CONTEXT) {
+    let kind = KindCli::new(ctx);
+    if let Some(other) = ctx.kube_context().filter(|&named| named != kind.context()) {
         bail!(
             "`dev` deploys to its own kind cluster only (its images are loaded into that cluster's nodes), not to `--context {other}`; `status`, `logs`, `shell`, `db-shell`, `seed` and `port-forward` accept --context"
         );
@@ -39,7 +40,7 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
 
     let step = ui.step("Checking prerequisites");
     let checked = async {
-        let stack = Stack::load(&manifests_dir(ctx))?;
+        let stack = ctx.config().load_stack()?;
         let ports: Vec<u16> = stack.host_ports.iter().map(|m| m.host_port).collect();
         let options = prereq::Options {
             need_kind: true,
@@ -61,8 +62,7 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         )
     })?;
 
-    let step = ui.step(format!("Kind cluster {CLUSTER_NAME}"));
-    let kind = KindCli::new(ctx);
+    let step = ui.step(format!("Kind cluster {}", kind.name()));
     let cluster = async {
         step.sub("looking for it");
         let ensured = kind.ensure(&stack.kind_config, ctx.state().path(), &|note| {
@@ -82,7 +82,11 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
             Ensured::Reused => "reused",
             Ensured::ReusedForeign => "reused as it is",
         };
-        format!("{how}, {} node(s) Ready, context {CONTEXT}", ready.len())
+        format!(
+            "{how}, {} node(s) Ready, context {}",
+            ready.len(),
+            kind.context()
+        )
     })?;
     let session = KindSession::new(ctx, stack, secrets, client);
 
