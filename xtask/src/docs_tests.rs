@@ -194,8 +194,8 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn every_module_opens_with_a_line_that_says_what_it_is() {
+/// Every `.rs` file of the workspace's crates, with its path from the repository root.
+fn workspace_sources() -> Vec<(String, String)> {
     let root = crate::Context::for_tests().root().to_owned();
     let mut files = Vec::new();
     for krate in ["api", "contract", "servicekit", "testkit", "web", "xtask"] {
@@ -207,19 +207,113 @@ fn every_module_opens_with_a_line_that_says_what_it_is() {
         }
     }
     assert!(files.len() > 50, "{files:?}");
-    let bare: Vec<String> = files
+    files
         .iter()
-        .filter(|path| {
-            !std::fs::read_to_string(path)
-                .unwrap()
+        .map(|path| {
+            let shown = path.strip_prefix(&root).unwrap().display().to_string();
+            (shown, std::fs::read_to_string(path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_module_opens_with_a_line_that_says_what_it_is() {
+    let bare: Vec<String> = workspace_sources()
+        .into_iter()
+        .filter(|(_, text)| {
+            !text
                 .lines()
                 .next()
                 .is_some_and(|line| line.starts_with("//! ") && line.len() > 10)
         })
-        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .map(|(path, _)| path)
         .collect();
     assert!(
         bare.is_empty(),
         "modules without a `//!` first line: {bare:?}"
+    );
+}
+
+/// The lines of `text` declaring a `pub` or `pub(crate)` item (function, type, trait, constant,
+/// static, or a module with a body) with no `///` comment above it (attributes may come
+/// between), as `line: declaration`.
+fn undocumented_items(text: &str) -> Vec<String> {
+    const KINDS: [&str; 8] = [
+        "fn ", "struct ", "enum ", "trait ", "const ", "static ", "type ", "mod ",
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = ["pub ", "pub(crate) ", "pub(super) "]
+            .iter()
+            .find_map(|vis| trimmed.strip_prefix(vis))
+        else {
+            continue;
+        };
+        let rest = rest
+            .trim_start_matches("async ")
+            .trim_start_matches("unsafe ");
+        let declares = KINDS.iter().any(|kind| rest.starts_with(kind));
+        // `pub mod x;` is documented by the `//!` line of its file.
+        if !declares || (rest.starts_with("mod ") && rest.trim_end().ends_with(';')) {
+            continue;
+        }
+        // Step over the attributes above, also those spread over several lines.
+        let mut above = index;
+        while above > 0 {
+            let line = lines[above - 1].trim();
+            if line.starts_with("#[") {
+                above -= 1;
+            } else if line.ends_with(']') {
+                match lines[..above - 1]
+                    .iter()
+                    .rposition(|l| l.trim().starts_with("#["))
+                {
+                    Some(start) => above = start,
+                    None => break,
+                }
+            } else {
+                break;
+            }
+        }
+        let documented = above > 0 && lines[above - 1].trim().starts_with("///");
+        if !documented {
+            found.push(format!("{}: {}", index + 1, trimmed));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_public_item_says_why_it_exists() {
+    let undocumented: Vec<String> = workspace_sources()
+        .into_iter()
+        .flat_map(|(path, text)| {
+            undocumented_items(&text)
+                .into_iter()
+                .map(move |item| format!("{path}:{item}"))
+        })
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "public items without a `///` comment:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+#[test]
+fn the_item_reader_sees_through_attributes_and_skips_what_needs_no_comment() {
+    let text = "/// Why.\n#[derive(Debug)]\n#[serde(\n    rename_all = \"camelCase\"\n)]\npub struct A;\n\
+                pub(crate) async fn b() {}\n// A plain comment is not a doc comment.\npub const C: u8 = 1;\n\
+                pub mod d;\npub mod e {}\nfn private() {}\npub use x::Y;\n    pub(super) fn f() {}\n";
+    assert_eq!(
+        undocumented_items(text),
+        [
+            "7: pub(crate) async fn b() {}",
+            "9: pub const C: u8 = 1;",
+            "11: pub mod e {}",
+            "14: pub(super) fn f() {}",
+        ]
     );
 }
