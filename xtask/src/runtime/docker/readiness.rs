@@ -266,7 +266,15 @@ async fn probe(
             match client.get(&url).send().await {
                 Ok(response) if (200..400).contains(&response.status().as_u16()) => Ok(()),
                 Ok(response) => Err(format!("GET {path} answered {}", response.status())),
-                Err(err) if err.is_connect() => Err(format!("GET {path}: not listening yet")),
+                Err(err) if err.is_timeout() => Err(format!(
+                    "GET {path}: no answer within {}s",
+                    deadline.as_secs_f32()
+                )),
+                // Refused, or (through Docker's port proxy, which accepts for a container that
+                // is not listening yet) reset before an answer: the normal state while it starts.
+                Err(err) if err.is_connect() || err.is_request() => {
+                    Err(format!("GET {path}: not answering yet"))
+                }
                 Err(err) => Err(format!("GET {path}: {err}")),
             }
         }
