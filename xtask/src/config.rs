@@ -133,41 +133,22 @@ impl Config {
     /// of the stack is an error listing the variables that would work.
     pub(crate) fn apply(&self, stack: &mut Stack) -> anyhow::Result<()> {
         for (key, &port) in &self.host_ports {
-            let service = stack
+            let published: Vec<&str> = stack
                 .host_ports
                 .iter()
-                .find(|m| env_key(&m.service) == *key)
-                .map(|m| m.service.clone());
-            let Some(service) = service else {
-                let known: Vec<String> = stack
-                    .host_ports
-                    .iter()
-                    .map(|m| format!("{PREFIX}{}{PORT_SUFFIX}", env_key(&m.service)))
-                    .collect();
-                bail!(
-                    "{PREFIX}{key}{PORT_SUFFIX}: the stack publishes no service of that name on the host; the variables are {}",
-                    known.join(", ")
-                );
-            };
+                .map(|m| m.service.as_str())
+                .collect();
+            let service = named(
+                &published,
+                key,
+                PORT_SUFFIX,
+                "publishes no service of that name on the host",
+            )?;
             stack.move_host_port(&service, port)?;
         }
         for (key, image) in &self.images {
-            let workload = stack
-                .workloads
-                .iter()
-                .find(|w| env_key(&w.name) == *key)
-                .map(|w| w.name.clone());
-            let Some(workload) = workload else {
-                let known: Vec<String> = stack
-                    .workloads
-                    .iter()
-                    .map(|w| format!("{PREFIX}{}{IMAGE_SUFFIX}", env_key(&w.name)))
-                    .collect();
-                bail!(
-                    "{PREFIX}{key}{IMAGE_SUFFIX}: the stack has no service of that name; the variables are {}",
-                    known.join(", ")
-                );
-            };
+            let workloads: Vec<&str> = stack.workloads.iter().map(|w| w.name.as_str()).collect();
+            let workload = named(&workloads, key, IMAGE_SUFFIX, "has no service of that name")?;
             stack
                 .replace_image(&workload, image)
                 .with_context(|| format!("{PREFIX}{key}{IMAGE_SUFFIX}"))?;
@@ -184,6 +165,22 @@ impl Config {
 /// A service's name as it appears in a variable: `api` → `API`, `my-db` → `MY_DB`.
 pub(crate) fn env_key(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
+}
+
+/// The one of `names` that the variable `WANDER_<key><suffix>` is about; when none is, an
+/// error saying the stack `lacks` it and listing the variables that would work.
+fn named(names: &[&str], key: &str, suffix: &str, lacks: &str) -> anyhow::Result<String> {
+    if let Some(name) = names.iter().find(|name| env_key(name) == key) {
+        return Ok((*name).to_owned());
+    }
+    let known: Vec<String> = names
+        .iter()
+        .map(|name| format!("{PREFIX}{}{suffix}", env_key(name)))
+        .collect();
+    bail!(
+        "{PREFIX}{key}{suffix}: the stack {lacks}; the variables are {}",
+        known.join(", ")
+    )
 }
 
 /// `WANDER_API_PORT` with suffix `_PORT` → `API`; `None` for anything else.
