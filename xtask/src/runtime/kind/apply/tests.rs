@@ -343,6 +343,39 @@ async fn workloads_run_the_resolved_images_without_pulling() {
 }
 
 #[tokio::test]
+async fn an_image_override_from_the_environment_reaches_the_cluster() {
+    let config = crate::config::Config::from_vars(
+        Context::for_tests().root(),
+        [("WANDER_POSTGRES_IMAGE".into(), "postgres:16".into())],
+    )
+    .unwrap();
+    let mut stack = manifests();
+    config.apply(&mut stack).unwrap();
+    let mut images = images();
+    images.insert(
+        "postgres:16".into(),
+        resolved("wander/standin-postgres:h-16"),
+    );
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    apply_stack(&client(&server), &stack, &secrets(), &images, &|_| {})
+        .await
+        .unwrap();
+    let seen = server.lock().unwrap().take_seen();
+    let patched = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && s.path == format!("{APPS}/statefulsets/postgres"))
+        .and_then(|s| s.body.clone())
+        .unwrap();
+    assert_eq!(
+        container_images(&patched),
+        [(
+            "wander/standin-postgres:h-16".to_owned(),
+            "IfNotPresent".to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
 async fn the_secret_carries_every_key_and_its_values_show_nowhere() {
     let server = Arc::new(Mutex::new(FakeApiServer::default()));
     let progress = Mutex::new(Vec::new());
