@@ -31,7 +31,8 @@ fn unreachable_message(err: &bollard::errors::Error) -> String {
         );
     }
     format!(
-        "the Docker daemon at {target} is not answering ({err}); start it: `sudo systemctl start docker` on Linux, or start Docker Desktop"
+        "the Docker daemon at {target} is not answering ({err}); {}",
+        crate::prereq::docker_fix_here()
     )
 }
 
@@ -90,6 +91,10 @@ mod tests {
         .await
         .unwrap_err();
         let message = unreachable_message(&err);
-        assert!(message.contains("systemctl start docker"), "{message}");
+        assert!(message.contains("is not answering"), "{message}");
+        assert!(
+            message.ends_with(&crate::prereq::docker_fix_here()),
+            "the fix for this machine: {message}"
+        );
     }
 }

@@ -142,7 +142,7 @@ async fn check_docker() -> (Check, Option<Docker>) {
     let host = docker_host();
     let failure = |reason: String| {
         let detail = format!("the Docker daemon at {host} is not answering: {reason}");
-        Check::fail("docker", detail, docker_fix(&docker_situation()))
+        Check::fail("docker", detail, docker_fix_here())
     };
     let docker = match tokio::time::timeout(DOCKER_TIMEOUT, crate::docker::connect()).await {
         Ok(Ok(docker)) => docker,
@@ -164,11 +164,11 @@ async fn check_docker() -> (Check, Option<Docker>) {
     (Check::ok("docker", detail), Some(docker))
 }
 
-/// The endpoint [`crate::docker::connect`] uses: `DOCKER_HOST` when it names a local socket,
-/// else the default one (other `DOCKER_HOST` values are not followed).
+/// The endpoint [`crate::docker::connect`] uses: `DOCKER_HOST` when set, else the default
+/// local socket.
 fn docker_host() -> String {
     match std::env::var("DOCKER_HOST") {
-        Ok(host) if host.starts_with("unix://") => host,
+        Ok(host) if !host.is_empty() => host,
         _ if cfg!(windows) => "npipe:////./pipe/docker_engine".into(),
         _ => "unix:///var/run/docker.sock".into(),
     }
@@ -179,12 +179,14 @@ fn docker_host() -> String {
 struct DockerSituation {
     /// `std::env::consts::OS`.
     os: &'static str,
-    /// A `DOCKER_HOST` that is not a local socket, which the xtask does not follow.
-    ignored_host: Option<String>,
+    /// A `DOCKER_HOST` that is not a local socket: that engine is the one to get answering.
+    remote_host: Option<String>,
     /// The engine is installed here (binary or socket found).
     installed: bool,
     /// The socket exists but this user may not write to it.
     socket_denied: bool,
+    /// systemd runs this machine (not so in most containers and WSL), so `systemctl` works.
+    systemd: bool,
 }
 
 fn docker_situation() -> DockerSituation {
@@ -195,32 +197,44 @@ fn docker_situation() -> DockerSituation {
             == Err(nix::errno::Errno::EACCES);
     DockerSituation {
         os: std::env::consts::OS,
-        ignored_host: std::env::var("DOCKER_HOST")
+        remote_host: std::env::var("DOCKER_HOST")
             .ok()
             .filter(|host| !host.starts_with("unix://")),
         installed: socket.exists() || which::which("dockerd").is_ok(),
         socket_denied,
+        systemd: Path::new("/run/systemd/system").is_dir(),
     }
 }
 
-/// The one line that gets an unreachable daemon answering.
+/// The one line that gets this machine's unreachable daemon answering: the advice of `doctor`,
+/// `dev` and every command that needs the engine.
+pub(crate) fn docker_fix_here() -> String {
+    docker_fix(&docker_situation())
+}
+
+/// The one line that gets an unreachable daemon answering, for `situation`.
 fn docker_fix(situation: &DockerSituation) -> String {
-    let fix: String = match situation.os {
+    if let Some(host) = &situation.remote_host {
+        return format!(
+            "the engine DOCKER_HOST={host} names must be running and reachable from here; or unset DOCKER_HOST to use the local one"
+        );
+    }
+    match situation.os {
         "linux" if situation.socket_denied => {
             "let your user talk to the daemon: `sudo usermod -aG docker $USER`, then log out and in again".into()
         }
-        "linux" if situation.installed => "start the daemon: `sudo systemctl start docker`".into(),
+        "linux" if situation.installed && situation.systemd => {
+            "start the daemon: `sudo systemctl start docker`".into()
+        }
+        // Containers and WSL: no systemd, but Debian's package ships an init script.
+        "linux" if situation.installed => {
+            "start the daemon: `sudo service docker start` (or, without its init script, `sudo dockerd > /tmp/dockerd.log 2>&1 &`)".into()
+        }
         "linux" => "install and start Docker: `sudo apt-get install docker.io && sudo systemctl start docker` (Debian/Ubuntu)".into(),
         "macos" | "windows" => {
             "start Docker Desktop (install it from https://docs.docker.com/desktop/ if it is missing)".into()
         }
         _ => "start the Docker daemon, or point DOCKER_HOST at its socket (unix://...)".into(),
-    };
-    match &situation.ignored_host {
-        Some(host) => format!(
-            "{fix}; note that DOCKER_HOST={host} is not followed, only a local socket (unix://...) is"
-        ),
-        None => fix,
     }
 }
 
@@ -844,14 +858,19 @@ mod tests {
 
     #[test]
     fn an_unreachable_daemon_gets_the_fix_for_its_situation() {
-        let situation =
-            |os, installed, socket_denied, ignored_host: Option<&str>| DockerSituation {
-                os,
-                installed,
-                socket_denied,
-                ignored_host: ignored_host.map(Into::into),
-            };
+        let situation = |os, installed, socket_denied, remote_host: Option<&str>| DockerSituation {
+            os,
+            installed,
+            socket_denied,
+            remote_host: remote_host.map(Into::into),
+            systemd: true,
+        };
+        let without_systemd = DockerSituation {
+            systemd: false,
+            ..situation("linux", true, false, None)
+        };
         let cases = [
+            (without_systemd, "sudo service docker start"),
             (
                 situation("linux", true, false, None),
                 "sudo systemctl start docker",
@@ -874,7 +893,7 @@ mod tests {
             ),
             (
                 situation("linux", true, false, Some("tcp://10.0.0.5:2376")),
-                "DOCKER_HOST=tcp://10.0.0.5:2376 is not followed",
+                "DOCKER_HOST=tcp://10.0.0.5:2376 names must be running",
             ),
         ];
         for (situation, expected) in cases {

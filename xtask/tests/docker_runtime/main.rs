@@ -284,7 +284,7 @@ fn dev_says_how_to_start_docker_when_the_daemon_does_not_answer() {
     ));
     let run = stack.run(&["dev", "--no-open"]);
     run.assert_fails_with("not answering");
-    assert!(run.stderr.contains("systemctl start docker"), "{run:#?}");
+    assert!(run.stderr.contains("start the daemon: `sudo "), "{run:#?}");
     let run = stack.run(&["status"]);
     assert_eq!(run.code, Some(1), "{run:#?}");
 }
