@@ -33,13 +33,25 @@ pub(crate) struct Resolved {
     pub(crate) notice: Option<String>,
 }
 
+/// Where an image reference came from, which decides whether a stand-in may replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Named in `manifests/`: the official image, for which a stand-in honouring its contract
+    /// is the documented fallback (DESIGN.md decision 4).
+    Manifest,
+    /// Asked for with `WANDER_<SERVICE>_IMAGE`: exactly that image, or an error.
+    Override,
+}
+
 /// Makes the image a manifest names available: `wander/<crate>` images are built from the
 /// workspace (tagged by a hash of their inputs); any other image is used when present, pulled
-/// when a registry answers, and otherwise replaced by a local stand-in where one exists.
+/// when a registry answers, and otherwise, for an image of the manifests, replaced by a local
+/// stand-in where one exists.
 pub(crate) async fn resolve(
     ctx: &Context,
     docker: &Docker,
     manifest_image: &str,
+    origin: Origin,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Resolved> {
     if let Some(app) = app::App::from_manifest_image(manifest_image) {
@@ -64,7 +76,8 @@ pub(crate) async fn resolve(
         )
     };
     // A stand-in built on an earlier run: use it without asking a registry again.
-    if let Some(reference) = standin::reference_for(ctx, repository)
+    if origin == Origin::Manifest
+        && let Some(reference) = standin::reference_for(ctx, repository)
         && build::image_exists(docker, &reference).await?
     {
         return Ok(Resolved {
@@ -84,6 +97,11 @@ pub(crate) async fn resolve(
         }
         Err(err) => err,
     };
+    if origin == Origin::Override {
+        return Err(pull_error).with_context(|| {
+            format!("{manifest_image} (set with WANDER_<SERVICE>_IMAGE) is not on this machine and could not be pulled; pull or build it first, or unset the variable")
+        });
+    }
     let Some(standin) = standin::ensure_for(ctx, docker, repository, on_progress).await else {
         return Err(pull_error).with_context(|| {
             format!("{manifest_image} is not on this machine and could not be pulled; pull it by hand or check the registry connection")
@@ -111,22 +129,31 @@ pub(crate) async fn resolve_stack(
     on_progress: &(dyn Fn(&str) + Sync),
     on_notice: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<BTreeMap<String, Resolved>> {
-    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    let mut wanted: Vec<(&str, &str, Origin)> = Vec::new();
     for workload in &stack.workloads {
+        let overridden = ctx
+            .config()
+            .images
+            .get(&crate::config::env_key(&workload.name));
         for image in workload
             .pod_spec
             .containers
             .iter()
             .filter_map(|c| c.image.as_deref())
         {
-            if !wanted.iter().any(|(known, _)| *known == image) {
-                wanted.push((image, &workload.name));
+            let origin = if overridden.is_some_and(|o| o == image) {
+                Origin::Override
+            } else {
+                Origin::Manifest
+            };
+            if !wanted.iter().any(|(known, _, _)| *known == image) {
+                wanted.push((image, &workload.name, origin));
             }
         }
     }
-    let preparing = wanted.iter().map(|&(image, workload)| async move {
+    let preparing = wanted.iter().map(|&(image, workload, origin)| async move {
         on_progress(image);
-        let resolved = resolve(ctx, docker, image, on_progress)
+        let resolved = resolve(ctx, docker, image, origin, on_progress)
             .await
             .with_context(|| format!("preparing image {image} for {workload}"))?;
         anyhow::Ok((image.to_owned(), resolved))
@@ -172,6 +199,29 @@ fn repository_name(reference: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_override_is_that_image_or_an_error_never_a_stand_in() {
+        let ctx = Context::for_tests();
+        let docker = crate::docker::connect().await.unwrap();
+        // A registry nobody listens on: the pull fails at once, whatever the network.
+        let asked = "127.0.0.1:1/postgres:16";
+        let err = resolve(&ctx, &docker, asked, Origin::Override, &|_| {})
+            .await
+            .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("set with WANDER_<SERVICE>_IMAGE"), "{err}");
+        assert!(err.contains(asked), "{err}");
+        assert!(!err.contains("stand-in"), "{err}");
+
+        // An image that is here is used as it is.
+        let toolbox = toolbox::ensure_toolbox(&docker, &|_| {}).await.unwrap();
+        let found = resolve(&ctx, &docker, &toolbox.reference, Origin::Override, &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(found.reference, toolbox.reference);
+        assert!(found.notice.is_none() && !found.built);
+    }
 
     #[test]
     fn repository_names_ignore_registry_tag_and_digest() {
