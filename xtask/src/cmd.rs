@@ -32,6 +32,8 @@ pub(crate) enum Finished {
 }
 
 impl Cmd {
+    /// A command for `program`, looked up on PATH when it is a bare name; nothing runs until one of
+    /// the run or spawn methods.
     pub(crate) fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
             program: program.as_ref().to_owned(),
@@ -47,11 +49,13 @@ impl Cmd {
         Self::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
     }
 
+    /// Appends one argument, passed as it is: no shell splits or expands it.
     pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
         self
     }
 
+    /// Appends several arguments, each passed as it is.
     pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -62,6 +66,8 @@ impl Cmd {
         self
     }
 
+    /// Sets a variable for the program, also after [`Cmd::env_clear`]; the echoed command line does
+    /// not show it.
     pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
@@ -75,6 +81,8 @@ impl Cmd {
         self
     }
 
+    /// The directory the program starts in (else ours): cargo commands pass the repository root, so
+    /// they act on the workspace wherever `cargo xtask` was started.
     pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.dir = Some(dir.as_ref().to_owned());
         self

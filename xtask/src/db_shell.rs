@@ -20,6 +20,8 @@ pub(crate) struct Args {
     pub(crate) command: Option<String>,
 }
 
+/// Runs psql in the database's container or pod and ends with psql's exit code; an empty `-c` is
+/// refused before the stack is touched.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if args
         .command

@@ -30,6 +30,8 @@ pub(crate) struct Args {
     pub(crate) timeout: u64,
 }
 
+/// Brings the stack up on the runtime chosen: the docker path is in this file, the kind path in
+/// [`crate::runtime::kind::up`], both with the same `Args`.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     match ctx.runtime() {
         RuntimeKind::Docker => docker(ctx, &args).await,

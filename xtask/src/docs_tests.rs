@@ -304,8 +304,9 @@ fn every_public_item_says_why_it_exists() {
 
 #[test]
 fn the_item_reader_sees_through_attributes_and_skips_what_needs_no_comment() {
-    let text = "/// Why.\n#[derive(Debug)]\n#[serde(\n    rename_all = \"camelCase\"\n)]\npub struct A;\n\
-                pub(crate) async fn b() {}\n// A plain comment is not a doc comment.\npub const C: u8 = 1;\n\
+    let text = "/// Why.\n#[derive(Debug)]\n#[serde(\n    rename_all = \"camelCase\"\n\
+                )]\npub struct A;\npub(crate) async fn b() {}\n\
+                // A plain comment is not a doc comment.\npub const C: u8 = 1;\n\
                 pub mod d;\npub mod e {}\nfn private() {}\npub use x::Y;\n    pub(super) fn f() {}\n";
     assert_eq!(
         undocumented_items(text),

@@ -26,6 +26,8 @@ pub(crate) struct Args {
     pub(crate) keep_cluster: bool,
 }
 
+/// Takes the stack down on the runtime chosen; `--keep-cluster` on docker is refused rather than
+/// ignored.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     match ctx.runtime() {
         RuntimeKind::Docker if args.keep_cluster => bail!(

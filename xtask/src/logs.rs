@@ -30,6 +30,8 @@ pub(crate) struct Args {
     pub(crate) tail: Option<u64>,
 }
 
+/// Writes the lines to stdout on either runtime; a service name the manifests do not know fails
+/// before anything is printed.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let options = LogOptions {
         follow: args.follow,

@@ -29,6 +29,8 @@ pub(crate) struct Args {
     pub(crate) port: Option<u16>,
 }
 
+/// Serves the forward until Ctrl-C, which `main` treats as its normal end; it returns early only on
+/// an error, such as a local port already taken.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     match ctx.runtime() {
         RuntimeKind::Docker => docker(ctx, &args).await,

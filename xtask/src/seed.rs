@@ -24,6 +24,8 @@ pub(crate) struct Args {
     pub(crate) reset: bool,
 }
 
+/// Seeds (after the reset with `--reset`) on the runtime chosen; the stack must be running, with
+/// the secrets of an earlier `dev`.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let title = if args.reset {
         "Resetting and seeding the database"

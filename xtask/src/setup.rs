@@ -9,6 +9,8 @@ use crate::cmd::Cmd;
 /// install the packages before anything is compiled.
 const SCRIPT: &str = "scripts/setup.sh";
 
+/// Runs the script with the terminal attached, since sudo may ask for a password; fails when the
+/// script does.
 pub(crate) fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let script = ctx.root().join(SCRIPT);
     eprintln!("[xtask] running {SCRIPT}");

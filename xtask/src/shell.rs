@@ -27,6 +27,8 @@ pub(crate) struct Args {
     pub(crate) command: Vec<String>,
 }
 
+/// Opens the shell on either runtime and ends with its exit code, so that `shell SVC -- COMMAND`
+/// can be scripted.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let code = match ctx.runtime() {
         RuntimeKind::Docker => docker(ctx, &args).await?,

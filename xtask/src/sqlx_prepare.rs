@@ -25,6 +25,8 @@ pub(crate) struct Args {
 /// The crate whose queries are prepared, and where its query data lives.
 const CRATE: &str = "api";
 
+/// Describes the queries against a PostgreSQL of its own (stopped on return), then rewrites
+/// `api/.sqlx` or, with `--check`, only compares.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let postgres =

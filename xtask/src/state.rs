@@ -66,10 +66,14 @@ pub(crate) struct StateDir {
 }
 
 impl StateDir {
+    /// The state in `dir` (see [`crate::Context::state`]); the folder need not exist, and nothing
+    /// is created here.
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self { dir }
     }
 
+    /// The folder itself, for the state kept beside the secrets: the kind cluster's config and the
+    /// docker runtime's `files/`.
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.dir
     }

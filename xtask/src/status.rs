@@ -49,6 +49,8 @@ pub(crate) struct Report {
     pub(crate) services: Vec<ServiceStatus>,
 }
 
+/// Prints the report as a table or JSON and exits 1 unless every service is healthy, so scripts can
+/// test the stack with it.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let report = match ctx.runtime() {
         RuntimeKind::Docker => collect(&Session::open(ctx, SecretsMode::Existing).await?).await?,

@@ -50,6 +50,8 @@ enum Runner {
     CargoTest,
 }
 
+/// Runs every step even after one fails, then stops the servers; exits with the first failing
+/// step's code (1 for a stale `api/.sqlx` or images that would not build), or 130 on Ctrl-C.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let _entered = runtime.enter();

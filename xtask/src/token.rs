@@ -6,6 +6,8 @@ use anyhow::anyhow;
 
 use crate::Context;
 
+/// Prints the token alone on stdout, so `$(cargo xtask token)` works; refuses when the secrets file
+/// is readable by others.
 pub(crate) fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let state = ctx.state();
     state.check_permissions()?;

@@ -52,6 +52,8 @@ impl Ui {
         std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
     }
 
+    /// Whether `-v` was given: each sub-step then gets a line of its own (otherwise it shows at
+    /// most as the spinner's message).
     pub(crate) fn verbose(&self) -> bool {
         self.verbosity == Verbosity::Verbose
     }
@@ -128,14 +130,17 @@ impl Ui {
         self.paint(text, |s| s.yellow().bold())
     }
 
+    /// `text` in bold green when stderr takes colour, else unchanged: for what succeeded.
     pub(crate) fn paint_green(&self, text: &str) -> String {
         self.paint(text, |s| s.green().bold())
     }
 
+    /// `text` in bold red when stderr takes colour, else unchanged: for what failed.
     pub(crate) fn paint_red(&self, text: &str) -> String {
         self.paint(text, |s| s.red().bold())
     }
 
+    /// `text` in bold when stderr takes colour, else unchanged: the `status` table's header.
     pub(crate) fn paint_bold(&self, text: &str) -> String {
         self.paint(text, console::StyledObject::bold)
     }

@@ -9,6 +9,7 @@ use crate::{
     model::CacheCleared,
 };
 
+/// `DELETE /api/cache`, which needs the token like every mutation.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/cache", delete(clear))
 }

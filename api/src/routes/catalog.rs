@@ -10,6 +10,7 @@ use crate::{
     store,
 };
 
+/// The two reference lists: open to all, and served from the cache until a write invalidates it.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/services", get(list_services))

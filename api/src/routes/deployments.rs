@@ -20,6 +20,8 @@ use crate::{
     store,
 };
 
+/// The list and one deployment (open to all, cached), and recording one (token required; it
+/// invalidates the cache).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/deployments", get(list).post(create))

@@ -10,6 +10,8 @@ use crate::{
 };
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 
+/// The probes the manifests point Kubernetes at: open to all and never cached, so they always
+/// report the present state.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))

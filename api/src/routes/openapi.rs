@@ -61,6 +61,7 @@ impl Modify for BearerAuth {
     }
 }
 
+/// `GET /openapi.json`, built from the handlers' annotations on every request and never cached.
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(openapi))
 }

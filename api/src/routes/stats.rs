@@ -10,6 +10,7 @@ use crate::{
     store,
 };
 
+/// `GET /api/stats`: open to all, and served from the cache until a write invalidates it.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/stats", get(stats))
 }

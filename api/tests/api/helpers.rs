@@ -57,6 +57,8 @@ impl TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// A server as `options` describe it, over a fresh database of its own; returns once its Redis
+    /// client is connected, or after a short wait when it never is.
     pub async fn spawn_with(options: Options) -> Self {
         let admin_url = options.pg_admin_url.unwrap_or_else(testkit::pg_admin_url);
         let db = TestDatabase::create(&admin_url, options.seed.unwrap_or(Seed::Seeded))
@@ -111,10 +113,13 @@ impl TestApp {
         }
     }
 
+    /// The server's URL for `path`, which must start with `/`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A GET without the token, which reads do not need; panics only when the request cannot be
+    /// sent.
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.expect("GET")
     }

@@ -17,6 +17,8 @@ use crate::{
     query::{DashboardQuery, form_pairs},
 };
 
+/// `POST /cache/clear`; it changes the API's state, so it depends on the CSRF layer that
+/// [`crate::app::router`] adds.
 pub fn router() -> Router<AppState> {
     Router::new().route("/cache/clear", post(clear))
 }

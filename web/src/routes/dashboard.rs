@@ -20,6 +20,7 @@ use crate::{
     },
 };
 
+/// `/` and its two partials: reads only, each answering 200 even when the API does not.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(dashboard))

@@ -24,6 +24,8 @@ use crate::{
     views::{DeploymentDetail, DeploymentDetailPage, NewDeploymentPage, PageMeta},
 };
 
+/// The detail page and the form; the form's `POST` depends on the CSRF layer that
+/// [`crate::app::router`] adds.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/deployments", axum::routing::post(create))

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 
+/// `GET /healthz`, which calls nothing, so it answers while the API is down.
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz))
 }

@@ -57,6 +57,8 @@ pub struct TestApi {
 }
 
 impl TestApi {
+    /// An API over a fresh seeded database and the shared Redis under a private prefix, demanding
+    /// [`TOKEN`]; returns once its Redis client is connected, or after a short wait.
     pub async fn spawn() -> Self {
         let db = TestDatabase::create(&testkit::pg_admin_url(), Seed::Seeded)
             .await
@@ -108,6 +110,7 @@ impl TestApi {
         }
     }
 
+    /// The API's URL for `path`; `url("")` is the base URL to give a dashboard.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -140,6 +143,7 @@ impl TestApi {
         self.json("/api/stats").await["total"].as_i64().unwrap()
     }
 
+    /// Stops the server gracefully and waits for it; panics if it ended with an error.
     pub async fn stop(mut self) {
         self.running.stop().await;
     }
@@ -196,10 +200,12 @@ impl TestWeb {
         }
     }
 
+    /// The dashboard's URL for `path`, which must start with `/`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A GET that does not follow redirects, so a 303 comes back as it is.
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(self.url(path))
@@ -233,6 +239,7 @@ impl TestWeb {
             .expect("POST to the dashboard")
     }
 
+    /// Stops the dashboard gracefully and waits for it; panics if it ended with an error.
     pub async fn stop(mut self) {
         self.running.stop().await;
     }
@@ -246,6 +253,7 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A fresh API and a dashboard pointed at it, with no configuration overrides.
     pub async fn spawn() -> Self {
         let api = TestApi::spawn().await;
         let web = TestWeb::spawn(&api.url(""), &[]).await;

@@ -161,6 +161,8 @@ struct Report {
     peak_rss_mb: f64,
 }
 
+/// Measures the release API with Redis and without (an unreachable one); the JSON is written only
+/// when no scenario had failed requests, the table is printed either way.
 pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
     let settings = Settings::checked(args.duration, args.connections, args.threads)?;
     let ctx = session.ctx;

@@ -125,6 +125,8 @@ impl Drop for Restore {
     }
 }
 
+/// Times `dev` `--runs` times per scenario after one untimed warm-up, on a stack of its own that is
+/// taken down when the run ends; then weighs the images and writes the figures.
 pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
     let ctx = session.ctx;
     let stack = Stack {

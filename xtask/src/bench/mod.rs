@@ -73,6 +73,8 @@ pub(crate) enum Target {
     Dev(dev::Args),
 }
 
+/// Runs one benchmark; after Ctrl-C the exit code is 130 whatever the benchmark returned, since its
+/// failure then stems from the interruption.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new().context("starting the async runtime")?;
     let _entered = runtime.enter();

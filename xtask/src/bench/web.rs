@@ -129,6 +129,8 @@ struct Resource {
     header_bytes: u64,
 }
 
+/// Measures the release dashboard in front of a release API, then weighs its page; the JSON is
+/// written only when no scenario had failed requests, the table is printed either way.
 pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
     let settings = Settings::checked(args.duration, args.connections, args.threads)?;
     let ctx = session.ctx;

@@ -48,6 +48,8 @@ pub(crate) struct SocketErrors {
 }
 
 impl SocketErrors {
+    /// Every socket-level failure, whatever its kind: the part of [`WrkReport::errors`] that got no
+    /// answer.
     pub(crate) fn total(self) -> u64 {
         self.connect + self.read + self.write + self.timeout
     }

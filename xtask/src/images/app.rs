@@ -44,6 +44,8 @@ pub(crate) enum App {
 }
 
 impl App {
+    /// Every app, in a fixed order: what `build_binaries` builds, and what a manifest's image can
+    /// name.
     pub(crate) const ALL: [Self; 2] = [Self::Api, Self::Web];
 
     /// The app whose image a manifest names: `wander/api:<any tag>` is the API's.

@@ -168,6 +168,8 @@ pub(crate) struct Entry {
     pub(crate) kind: EntryKind,
 }
 
+/// All of a walked file that reaches the image and its hash: no owner, no time, and of the mode
+/// only the execute bit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EntryKind {
     /// A regular file; only whether anyone may execute it is kept of its mode.

@@ -107,11 +107,14 @@ impl Input {
             .transpose()
     }
 
+    /// Our stdin as input, reopened as [`Input::reopen`] does so that reading it can be cancelled.
     pub(crate) fn our_stdin() -> std::io::Result<Self> {
         let stdin = std::io::stdin();
         Self::reopen(stdin.as_fd())
     }
 
+    /// `fd` as input: polled through a file description of its own when it can be (so O_NONBLOCK
+    /// never reaches whoever shares it), else read blocking.
     pub(crate) fn reopen(fd: BorrowedFd<'_>) -> std::io::Result<Self> {
         // Reopening gives a file description of our own: O_NONBLOCK on it does not leak to the
         // shell that shares our stdin.
@@ -137,6 +140,8 @@ impl Input {
         }
     }
 
+    /// Like [`Read::read`], `Ok(0)` at the end; only a `Polled` input waits without holding the
+    /// thread.
     pub(crate) async fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Self::Polled(fd) => loop {
@@ -180,6 +185,7 @@ pub(crate) struct RawMode<F: AsFd> {
 }
 
 impl<F: AsFd> RawMode<F> {
+    /// Puts `fd` in raw mode until the guard is dropped; fails when `fd` is not a terminal.
     pub(crate) fn enable(fd: F) -> anyhow::Result<Self> {
         let saved = tcgetattr(&fd).context("reading the terminal's settings")?;
         let mut raw = saved.clone();

@@ -48,6 +48,7 @@ pub struct Run {
 }
 
 impl Run {
+    /// Whether the xtask exited with 0; a run ended by a signal has no code and is not ok.
     pub fn ok(&self) -> bool {
         self.code == Some(0)
     }
@@ -133,10 +134,13 @@ impl TestStack {
         self.command(args).output().unwrap().into()
     }
 
+    /// The URL of `path` on this stack's API, at the host port given to it as `WANDER_API_PORT`.
     pub fn api(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.api_port)
     }
 
+    /// The URL of `path` on this stack's dashboard, at the host port given to it as
+    /// `WANDER_WEB_PORT`.
     pub fn web(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.web_port)
     }

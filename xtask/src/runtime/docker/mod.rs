@@ -62,14 +62,20 @@ pub(crate) struct DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// The runtime for the stack `names` was made for, over an engine already connected; `down`
+    /// needs no more than this, so it works with broken manifests.
     pub(crate) fn new(docker: Docker, names: Names) -> Self {
         Self { docker, names }
     }
 
+    /// The engine itself, for what the runtime does not wrap: execs, image builds, image
+    /// inspection.
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
 
+    /// How the stack's objects are named, for code that addresses one of its containers or its
+    /// network directly.
     pub(crate) fn names(&self) -> &Names {
         &self.names
     }

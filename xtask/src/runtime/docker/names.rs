@@ -15,20 +15,26 @@ pub(crate) struct Names {
 }
 
 impl Names {
+    /// Names for the stack called `stack`; nothing here checks that it makes usable Docker names
+    /// (the configuration does).
     pub(crate) fn new(stack: impl Into<String>) -> Self {
         Self {
             stack: stack.into(),
         }
     }
 
+    /// The stack's name: the value of [`LABEL_STACK`] on everything it owns.
     pub(crate) fn stack(&self) -> &str {
         &self.stack
     }
 
+    /// The stack's one network, named as the stack itself: its containers reach each other there by
+    /// Service name.
     pub(crate) fn network(&self) -> String {
         self.stack.clone()
     }
 
+    /// The container that runs `workload` (one replica each): `<stack>-<workload>`.
     pub(crate) fn container(&self, workload: &str) -> String {
         format!("{}-{workload}", self.stack)
     }

@@ -35,6 +35,9 @@ pub(crate) enum SecretsMode {
 }
 
 impl Session {
+    /// Loads the manifests (with the `WANDER_*` overrides) and the secrets, then connects to the
+    /// engine; only `dev` passes `Generate`, every other command needs the secrets of an earlier
+    /// `dev`.
     pub(crate) async fn open(ctx: &Context, secrets: SecretsMode) -> anyhow::Result<Self> {
         let stack = ctx.config().load_stack()?;
         let state = ctx.state();
@@ -55,6 +58,7 @@ impl Session {
         })
     }
 
+    /// The stack's names, to address one of its containers directly.
     pub(crate) fn names(&self) -> &Names {
         self.runtime.names()
     }
@@ -96,6 +100,8 @@ impl Session {
         self.plans(&images)
     }
 
+    /// The workload `name` of the manifests; the error lists the ones there are, which is how
+    /// commands check a service name the user typed.
     pub(crate) fn workload(&self, name: &str) -> anyhow::Result<&Workload> {
         self.stack.named_workload(name)
     }

@@ -21,6 +21,7 @@ pub(crate) struct Database {
 }
 
 impl Database {
+    /// The connection for queries; it works only as long as `self`, which holds the forward, lives.
     pub(crate) fn connection(&mut self) -> &mut PgConnection {
         &mut self.connection
     }

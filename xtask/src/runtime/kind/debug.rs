@@ -95,6 +95,9 @@ pub(crate) enum DebugState {
     Failed(String),
 }
 
+/// Reads the debug container's state from `pod`'s ephemeral statuses; an image that cannot be
+/// pulled or a container that cannot be created counts as failed at once, not after the start
+/// timeout.
 pub(crate) fn debug_state(pod: &Pod, name: &str) -> DebugState {
     let status = pod
         .status

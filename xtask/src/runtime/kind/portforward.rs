@@ -298,6 +298,8 @@ impl std::fmt::Debug for ServicePods {
 }
 
 impl ServicePods {
+    /// Reads nothing yet: the Service and its pods are looked up on each connection. `port` is the
+    /// Service's port; each pod's `targetPort` for it is resolved then.
     pub(crate) fn new(client: &Client, namespace: &str, service: &str, port: u16) -> Self {
         Self {
             services: Api::namespaced(client.clone(), namespace),

@@ -78,6 +78,8 @@ impl KindSession {
         }
     }
 
+    /// The stack's namespace, from the kustomization in manifests/: every object the commands touch
+    /// is in it, also under `--context`.
     pub(crate) fn namespace(&self) -> &str {
         &self.stack.namespace
     }

@@ -27,6 +27,8 @@ use crate::stack::{Stack, Workload};
 /// How often the nodes are looked at while they are not Ready.
 const NODE_POLL: Duration = Duration::from_secs(1);
 
+/// `dev` on kind; refuses a `--context` other than its own cluster's, since the images are loaded
+/// into that cluster's nodes.
 pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let kind = KindCli::new(ctx);
     if let Some(other) = ctx.kube_context().filter(|&named| named != kind.context()) {
