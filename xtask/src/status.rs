@@ -28,7 +28,8 @@ pub(crate) struct ServiceStatus {
     pub(crate) name: String,
     /// `running`, `exited`, `restarting`, ..., or `absent` when it has no container.
     pub(crate) state: String,
-    /// `healthy`, `unhealthy`, or `unknown` (not running, or no probe).
+    /// `healthy` (running, and passing its probe if it has one), `unhealthy` (failing its probe,
+    /// or not running), or `unknown` (no container or pod to ask).
     pub(crate) health: String,
     /// Why it is not healthy, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +68,7 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", render(&report, ctx.ui()))?;
+        write!(out, "{}", render(&report, &ctx.ui().for_stdout()))?;
     }
     Ok(if report.healthy {
         ExitCode::SUCCESS

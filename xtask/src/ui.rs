@@ -47,6 +47,16 @@ impl Ui {
         }
     }
 
+    /// The same settings with colour decided for stdout: for a result printed there (the
+    /// `status` table), which may go to a file while stderr is a terminal.
+    pub(crate) fn for_stdout(&self) -> Self {
+        Self {
+            color: console::colors_enabled(),
+            animate: false,
+            ..self.clone()
+        }
+    }
+
     /// Whether stdout is for people (a terminal) rather than a program.
     pub(crate) fn interactive() -> bool {
         std::io::stdout().is_terminal() && std::io::stdin().is_terminal()

@@ -3,7 +3,7 @@
 //! The group holds what every benchmark needs: the release build, throwaway PostgreSQL and
 //! Redis, starting a service and timing its start, running wrk and judging its report, reading a
 //! process's memory from `/proc`, bare HTTP requests, the machine description and the table. Each
-//! benchmark (`api.rs`, `web.rs`, later `dev`) decides what to start and what to load.
+//! benchmark (`api.rs`, `web.rs`, `dev.rs`) decides what to start and what to load.
 //! Figures are measured and reported, never asserted: a slow machine must not fail a build.
 
 pub(crate) mod api;

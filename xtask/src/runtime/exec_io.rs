@@ -92,7 +92,9 @@ pub(crate) enum Input {
     /// A terminal or pipe, reopened non-blocking so that reading can be cancelled (a blocking
     /// read would hold the runtime's shutdown until the next key press).
     Polled(AsyncFd<File>),
-    /// Anything that cannot be polled (a regular file, /dev/null): reads there never wait long.
+    /// Anything that cannot be reopened for polling, read blocking: a regular file or /dev/null
+    /// (reads never wait long), or a socket `/proc` will not reopen (reads may wait, and then
+    /// hold up the runtime's shutdown like a blocking terminal would).
     Blocking(Box<dyn Read + Send>),
     /// Bytes given by the caller, written once.
     Bytes(Option<Vec<u8>>),

@@ -120,22 +120,36 @@ impl DockerRuntime {
     /// Creates the named volumes a plan mounts, unless they exist.
     pub(crate) async fn ensure_volumes(&self, plan: &ContainerPlan) -> anyhow::Result<()> {
         for volume in plan.volumes.values() {
-            match self.docker.inspect_volume(volume).await {
-                Ok(_) => {}
-                Err(err) if is_not_found(&err) => {
-                    self.docker
-                        .create_volume(VolumeCreateRequest {
-                            name: Some(volume.clone()),
-                            labels: Some(self.labels()),
-                            ..VolumeCreateRequest::default()
-                        })
-                        .await
-                        .with_context(|| format!("creating volume {volume}"))?;
-                }
-                Err(err) => return Err(err).with_context(|| format!("inspecting volume {volume}")),
-            }
+            self.ensure_volume(volume).await?;
         }
         Ok(())
+    }
+
+    /// Creates the volume `name` unless it exists; one of that name made by someone else is
+    /// refused, as for the network: its data is not the stack's to write or to delete.
+    async fn ensure_volume(&self, name: &str) -> anyhow::Result<()> {
+        match self.docker.inspect_volume(name).await {
+            Ok(volume) => {
+                if volume.labels.get(LABEL_STACK).map(String::as_str) != Some(self.names.stack()) {
+                    bail!(
+                        "a Docker volume named {name} exists but was not created by this tool; keep what you need from it and remove it (`docker volume rm {name}`), or choose another stack name with WANDER_STACK"
+                    );
+                }
+                Ok(())
+            }
+            Err(err) if is_not_found(&err) => {
+                self.docker
+                    .create_volume(VolumeCreateRequest {
+                        name: Some(name.to_owned()),
+                        labels: Some(self.labels()),
+                        ..VolumeCreateRequest::default()
+                    })
+                    .await
+                    .with_context(|| format!("creating volume {name}"))?;
+                Ok(())
+            }
+            Err(err) => Err(err).with_context(|| format!("inspecting volume {name}")),
+        }
     }
 
     /// Makes the workload's container run this plan, touching it only when needed.
@@ -453,6 +467,60 @@ mod tests {
     use super::*;
     use crate::images::toolbox::testing::with_engine;
     use crate::stack::Stack;
+
+    #[tokio::test]
+    async fn a_network_or_volume_of_the_stacks_name_made_by_someone_else_is_refused() {
+        let docker = crate::docker::connect().await.unwrap();
+        let names = Names::new(format!("t{}-foreign", std::process::id()));
+        let runtime = DockerRuntime::new(docker.clone(), names.clone());
+        let volume = names.volume("data", Some("postgres"));
+        let network = names.network();
+        docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                ..NetworkCreateRequest::default()
+            })
+            .await
+            .unwrap();
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                ..VolumeCreateRequest::default()
+            })
+            .await
+            .unwrap();
+        let network_err = runtime.ensure_network().await.map_err(|e| e.to_string());
+        let volume_err = runtime
+            .ensure_volume(&volume)
+            .await
+            .map_err(|e| e.to_string());
+        // Ours is used as it is.
+        let ours = names.volume("cache", None);
+        let made = runtime.ensure_volume(&ours).await;
+        let again = runtime.ensure_volume(&ours).await;
+        let _ = docker.remove_network(&network).await;
+        for name in [&volume, &ours] {
+            let _ = docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await;
+        }
+        let network_err = network_err.unwrap_err();
+        assert!(
+            network_err.contains("not created by this tool"),
+            "{network_err}"
+        );
+        let volume_err = volume_err.unwrap_err();
+        assert!(
+            volume_err.contains("not created by this tool"),
+            "{volume_err}"
+        );
+        assert!(
+            volume_err.contains(&format!("docker volume rm {volume}")),
+            "{volume_err}"
+        );
+        made.unwrap();
+        again.unwrap();
+    }
 
     #[tokio::test]
     async fn a_container_made_for_the_same_plan_behind_our_back_is_taken_over_and_no_other() {

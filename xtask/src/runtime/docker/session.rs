@@ -113,13 +113,8 @@ impl Session {
             .iter()
             .find(|p| p.workload == DATABASE_WORKLOAD)
             .ok_or_else(|| anyhow!("the manifests have no {DATABASE_WORKLOAD} workload"))?;
-        let env = |name: &str| {
-            plan.env
-                .iter()
-                .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-        };
-        let user = env("POSTGRES_USER").unwrap_or_else(|| "postgres".to_owned());
-        let database = env("POSTGRES_DB").unwrap_or_else(|| user.clone());
+        // The same login the kind runtime uses, read from the manifests the same way.
+        let login = crate::runtime::kind::session::database_login(&self.stack, &self.secrets)?;
         let running = self
             .runtime
             .inspect(&plan.container_name)
@@ -132,8 +127,8 @@ impl Session {
         }
         Ok(Database {
             container: plan.container_name.clone(),
-            user,
-            name: database,
+            user: login.user,
+            name: login.database,
         })
     }
 }
