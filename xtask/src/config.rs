@@ -173,6 +173,9 @@ fn named(names: &[&str], key: &str, suffix: &str, lacks: &str) -> anyhow::Result
     if let Some(name) = names.iter().find(|name| env_key(name) == key) {
         return Ok((*name).to_owned());
     }
+    if names.is_empty() {
+        bail!("{PREFIX}{key}{suffix}: the stack {lacks}, nor any other; unset it");
+    }
     let known: Vec<String> = names
         .iter()
         .map(|name| format!("{PREFIX}{}{suffix}", env_key(name)))
@@ -480,6 +483,18 @@ mod tests {
             let err = format!("{:#}", config.apply(&mut stack()).unwrap_err());
             assert!(err.starts_with(expected), "{vars:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_port_for_a_stack_that_publishes_nothing_says_so() {
+        let config = read(&[("WANDER_API_PORT", "18080")]).unwrap();
+        let mut stack = stack();
+        stack.host_ports.clear();
+        let err = format!("{:#}", config.apply(&mut stack).unwrap_err());
+        assert_eq!(
+            err,
+            "WANDER_API_PORT: the stack publishes no service of that name on the host, nor any other; unset it"
+        );
     }
 
     #[test]

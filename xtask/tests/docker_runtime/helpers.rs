@@ -114,15 +114,18 @@ impl TestStack {
             .env("WANDER_RUNTIME", "docker")
             .env("WANDER_STACK", &self.name)
             .env("WANDER_STATE_DIR", self.state.path())
-            .env("WANDER_WEB_PORT", self.web_port.to_string())
-            .env("WANDER_API_PORT", self.api_port.to_string())
             .env("CI", "true")
             .env("NO_COLOR", "1")
             .env_remove("DOCKER_HOST")
             .stdin(Stdio::null());
-        if let Some(manifests) = &self.manifests {
-            cmd.env("WANDER_MANIFESTS", manifests);
-        }
+        // The host ports of the real manifests' Services; a variant of its own publishes none,
+        // and a port set for a Service it lacks would be refused.
+        match &self.manifests {
+            Some(manifests) => cmd.env("WANDER_MANIFESTS", manifests),
+            None => cmd
+                .env("WANDER_WEB_PORT", self.web_port.to_string())
+                .env("WANDER_API_PORT", self.api_port.to_string()),
+        };
         for (key, value) in &self.extra_env {
             cmd.env(key, value);
         }
