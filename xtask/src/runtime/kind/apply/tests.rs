@@ -94,6 +94,14 @@ impl FakeApiServer {
     }
 }
 
+/// The body of the server-side apply (PATCH) sent to `path`.
+fn patched(seen: &[Seen], path: &str) -> Value {
+    seen.iter()
+        .find(|s| s.method == "PATCH" && s.path == path)
+        .and_then(|s| s.body.clone())
+        .unwrap_or_else(|| panic!("no PATCH of {path}"))
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({
         "kind": "Status",
@@ -309,12 +317,6 @@ async fn workloads_run_the_resolved_images_without_pulling() {
     let server = Arc::new(Mutex::new(FakeApiServer::default()));
     apply(&server, &Mutex::default()).await.unwrap();
     let seen = server.lock().unwrap().take_seen();
-    let body_of = |path: String| {
-        seen.iter()
-            .find(|s| s.method == "PATCH" && s.path == path)
-            .and_then(|s| s.body.clone())
-            .unwrap()
-    };
     for (path, image) in [
         (
             format!("{APPS}/deployments/api"),
@@ -333,7 +335,7 @@ async fn workloads_run_the_resolved_images_without_pulling() {
             "wander-standin/redis:7-bookworm",
         ),
     ] {
-        let body = body_of(path.clone());
+        let body = patched(&seen, &path);
         assert_eq!(
             container_images(&body),
             [(image.to_owned(), "IfNotPresent".to_owned())],
@@ -361,13 +363,9 @@ async fn an_image_override_from_the_environment_reaches_the_cluster() {
         .await
         .unwrap();
     let seen = server.lock().unwrap().take_seen();
-    let patched = seen
-        .iter()
-        .find(|s| s.method == "PATCH" && s.path == format!("{APPS}/statefulsets/postgres"))
-        .and_then(|s| s.body.clone())
-        .unwrap();
+    let body = patched(&seen, &format!("{APPS}/statefulsets/postgres"));
     assert_eq!(
-        container_images(&patched),
+        container_images(&body),
         [(
             "wander/standin-postgres:h-16".to_owned(),
             "IfNotPresent".to_owned()
@@ -381,11 +379,7 @@ async fn the_secret_carries_every_key_and_its_values_show_nowhere() {
     let progress = Mutex::new(Vec::new());
     let applied = apply(&server, &progress).await.unwrap();
     let seen = server.lock().unwrap().take_seen();
-    let body = seen
-        .iter()
-        .find(|s| s.method == "PATCH" && s.path == format!("{NS}/secrets/wander-secrets"))
-        .and_then(|s| s.body.clone())
-        .unwrap();
+    let body = patched(&seen, &format!("{NS}/secrets/wander-secrets"));
     let sent: Secret = serde_json::from_value(body.clone()).unwrap();
     let data: BTreeMap<String, String> = sent
         .data
