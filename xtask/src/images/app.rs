@@ -163,6 +163,12 @@ async fn ensure(
     } else {
         dockerfile_build(docker, root, app, &reference, &labels, target, on_progress).await?;
     }
+    let pruned = build::prune_other_tags(docker, repository, &reference).await?;
+    if pruned > 0 {
+        on_progress(&format!(
+            "removed {pruned} older {repository} image(s) no container uses"
+        ));
+    }
     Ok(Image {
         reference,
         built: true,

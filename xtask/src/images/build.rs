@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
-use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveImageOptions,
+};
 use futures_util::StreamExt as _;
 
 /// Whether the engine already has an image with this reference.
@@ -15,6 +18,56 @@ pub(crate) async fn image_exists(docker: &Docker, reference: &str) -> anyhow::Re
         Err(err) if crate::docker::is_not_found(&err) => Ok(false),
         Err(err) => Err(err).with_context(|| format!("inspecting image {reference}")),
     }
+}
+
+/// Removes the tags of `repository` other than `keep` that no container uses, and returns how
+/// many went: each source change makes a new content-hash tag, and without this the old ones
+/// would pile up. An image some container (running or stopped) was made from keeps all its tags.
+pub(crate) async fn prune_other_tags(
+    docker: &Docker,
+    repository: &str,
+    keep: &str,
+) -> anyhow::Result<usize> {
+    let filters = HashMap::from([("reference", vec![repository])]);
+    let options = ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let images = docker
+        .list_images(Some(options))
+        .await
+        .with_context(|| format!("listing the images of {repository}"))?;
+    // Images some container was created from, running or not: removing one of their tags
+    // would leave that container naming an image that is gone.
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default().all(true).build(),
+        ))
+        .await
+        .context("listing the containers, to keep the images they use")?;
+    let used: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.image_id.as_deref())
+        .collect();
+    let prefix = format!("{repository}:");
+    let mut removed = 0;
+    let unused = images
+        .iter()
+        .filter(|image| !used.contains(&image.id.as_str()));
+    for tag in unused.flat_map(|image| &image.repo_tags) {
+        if !tag.starts_with(&prefix) || tag == keep {
+            continue;
+        }
+        match docker
+            .remove_image(tag, None::<RemoveImageOptions>, None)
+            .await
+        {
+            Ok(_) => removed += 1,
+            // In use by a container (409), or gone meanwhile (404): not ours to remove now.
+            Err(err) if crate::docker::is_conflict(&err) || crate::docker::is_not_found(&err) => {}
+            Err(err) => return Err(err).with_context(|| format!("removing the old image {tag}")),
+        }
+    }
+    Ok(removed)
 }
 
 /// Builds `context` (a tar archive with a `Dockerfile` at its root) as `reference`, labelled
@@ -64,4 +117,69 @@ pub(crate) async fn build(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::toolbox::testing::{remove_labelled, start, with_engine};
+
+    #[tokio::test]
+    async fn older_tags_go_unless_a_container_uses_them_and_other_repositories_stay() {
+        with_engine("prune-tags", |docker, toolbox| async move {
+            let repository = format!("wander-test/prune-{}", std::process::id());
+            let tag = |name: &str| format!("{repository}:{name}");
+            // Distinct images, as successive builds of an app are.
+            for (repo, name) in [
+                (repository.clone(), "old"),
+                (repository.clone(), "used"),
+                (repository.clone(), "new"),
+                (format!("{repository}-other"), "old"),
+            ] {
+                let mut context = crate::images::context::Tar::default();
+                let dockerfile =
+                    format!("FROM {toolbox}\nLABEL dev.wander.test.tag={repo}-{name}\n");
+                context.file("Dockerfile", false, dockerfile.into_bytes());
+                let reference = format!("{repo}:{name}");
+                build(
+                    &docker,
+                    context.into_bytes().unwrap(),
+                    &reference,
+                    &HashMap::new(),
+                    &|_| {},
+                )
+                .await
+                .unwrap();
+            }
+            start(&docker, &tag("used"), "prune-tags", &["true"]).await;
+
+            let removed = prune_other_tags(&docker, &repository, &tag("new")).await;
+            let exists = |reference: String| {
+                let docker = docker.clone();
+                async move { image_exists(&docker, &reference).await.unwrap() }
+            };
+            let left = (
+                exists(tag("old")).await,
+                exists(tag("used")).await,
+                exists(tag("new")).await,
+                exists(format!("{repository}-other:old")).await,
+            );
+            let second = prune_other_tags(&docker, &repository, &tag("new")).await;
+            // Everything made here goes, the container first so that its image can.
+            remove_labelled(&docker, "prune-tags").await;
+            for reference in [tag("used"), tag("new"), format!("{repository}-other:old")] {
+                let _ = docker
+                    .remove_image(&reference, None::<RemoveImageOptions>, None)
+                    .await;
+            }
+            assert_eq!(removed.unwrap(), 1, "only the unused old tag goes");
+            assert_eq!(left, (false, true, true, true));
+            assert_eq!(
+                second.unwrap(),
+                0,
+                "the one in use is left alone every time"
+            );
+        })
+        .await;
+    }
 }

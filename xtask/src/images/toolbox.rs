@@ -235,7 +235,8 @@ pub(crate) mod testing {
             .collect()
     }
 
-    async fn remove_labelled(docker: &Docker, test: &str) {
+    /// Removes every container labelled for `test`, and the debug helpers joined to them.
+    pub(crate) async fn remove_labelled(docker: &Docker, test: &str) {
         let mine = labelled(docker, &format!("{TEST_LABEL}={test}")).await;
         let mut doomed = Vec::new();
         for id in &mine {
