@@ -26,12 +26,20 @@ pub(crate) async fn command(ctx: &Context, args: Args) -> anyhow::Result<std::pr
     } else {
         crate::runtime::docker::session::owned_host_ports(ctx).await
     };
+    let (manifests, ports) = prereq::check_manifests(ctx);
     let opts = Options {
         need_kind: kind,
-        ports: crate::runtime::docker::session::wanted_host_ports(ctx),
+        ports,
         owned_ports,
     };
-    let ok = run(ctx, &opts, args.json, &mut std::io::stdout().lock()).await?;
+    let ok = run(
+        ctx,
+        &opts,
+        manifests,
+        args.json,
+        &mut std::io::stdout().lock(),
+    )
+    .await?;
     Ok(if ok {
         std::process::ExitCode::SUCCESS
     } else {
@@ -45,10 +53,12 @@ pub(crate) async fn command(ctx: &Context, args: Args) -> anyhow::Result<std::pr
 pub(crate) async fn run(
     ctx: &Context,
     opts: &Options,
+    manifests: Check,
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let checks = prereq::run_checks(ctx, opts).await;
+    let mut checks = vec![manifests];
+    checks.extend(prereq::run_checks(ctx, opts).await);
     if json {
         render_json(&checks, out)?;
     } else {

@@ -110,6 +110,32 @@ impl Default for Options {
     }
 }
 
+/// Whether the stack reads (the manifests with the `WANDER_*` overrides), and the host ports it
+/// publishes: the defaults when it does not, so that the port checks still run.
+pub(crate) fn check_manifests(ctx: &Context) -> (Check, Vec<u16>) {
+    match ctx.config().load_stack() {
+        Ok(stack) => {
+            let ports: Vec<u16> = stack.host_ports.iter().map(|m| m.host_port).collect();
+            let shown: Vec<String> = ports.iter().map(u16::to_string).collect();
+            let detail = format!(
+                "{} workloads in {}, host ports {}",
+                stack.workloads.len(),
+                ctx.config().manifests.display(),
+                shown.join(", ")
+            );
+            (Check::ok("manifests", detail), ports)
+        }
+        Err(err) => (
+            Check::fail(
+                "manifests",
+                format!("{err:#}"),
+                "fix what the message names: a file and path in the manifests, or a WANDER_* variable",
+            ),
+            DEFAULT_PORTS.to_vec(),
+        ),
+    }
+}
+
 /// Runs every check that applies to this machine and returns them in a stable order: Docker,
 /// kind, ports, disk, the musl target, debootstrap.
 pub(crate) async fn run_checks(ctx: &Context, opts: &Options) -> Vec<Check> {

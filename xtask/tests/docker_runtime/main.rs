@@ -545,6 +545,12 @@ async fn bad_settings_are_refused_naming_the_variable_and_touch_nothing() {
         run.stderr.contains("WANDER_WEB_PORT, WANDER_API_PORT"),
         "{run:#?}"
     );
+    // doctor reports it among its checks, and still runs the others.
+    let run = stack.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.contains("FAIL manifests"), "{run:#?}");
+    assert!(run.stdout.contains("WANDER_WEBB_PORT"), "{run:#?}");
+    assert!(run.stdout.contains("ok   docker"), "{run:#?}");
     assert_eq!(
         leftovers(&stack.name).await,
         (0, 0, 0),

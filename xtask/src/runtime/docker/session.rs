@@ -133,15 +133,6 @@ impl Session {
     }
 }
 
-/// The host ports the stack publishes (after `WANDER_<SERVICE>_PORT` overrides), read from the
-/// manifests; the defaults when they cannot be read (doctor must work with broken manifests).
-pub(crate) fn wanted_host_ports(ctx: &Context) -> Vec<u16> {
-    ctx.config().load_stack().map_or_else(
-        |_| crate::prereq::DEFAULT_PORTS.to_vec(),
-        |stack| stack.host_ports.iter().map(|m| m.host_port).collect(),
-    )
-}
-
 /// The host ports this stack's containers hold now (none when the engine cannot be reached).
 pub(crate) async fn owned_host_ports(ctx: &Context) -> Vec<u16> {
     let Ok(docker) = crate::docker::connect().await else {
