@@ -1,5 +1,7 @@
-//! A scripted Kubernetes API server for tests: kube's client over tower-test's mocked service,
-//! answering each request with the next reply and recording what it was asked.
+//! Scripted Kubernetes API servers for tests: kube's client over tower-test's mocked service,
+//! answering each request from a script and recording what it was asked. [`scripted`] answers
+//! JSON in order and records whole requests; [`serving`] lets the test pick each answer
+//! (including watches, log text and requests that never end) from the URI.
 
 use std::sync::{Arc, Mutex};
 
@@ -71,4 +73,97 @@ pub(crate) fn not_found(what: &str) -> (u16, Value) {
         json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
                 "message": format!("{what} not found"), "reason": "NotFound", "code": 404 }),
     )
+}
+
+/// A canned answer of a [`serving`] server.
+pub(crate) enum Reply {
+    /// A JSON object, as a GET or LIST answers.
+    Json(Value),
+    /// A watch: these events, one JSON line each, then the server ends the stream.
+    Watch(Vec<Value>),
+    /// Plain text, as the logs endpoint answers; the stream ends after it.
+    Text(&'static str),
+    /// 404 Not Found, with a Kubernetes Status.
+    NotFound,
+    /// No answer ever: the request hangs (a quiet follow, an idle watch).
+    Hang,
+}
+
+/// The URIs a [`serving`] server was asked for, decoded, in order.
+pub(crate) type Asked = Arc<Mutex<Vec<String>>>;
+
+/// A client whose API server answers each request with what `choose` picks for its decoded URI
+/// (`labelSelector=app.kubernetes.io/name in (api,web)`). A request `choose` has no answer for is
+/// recorded as `UNEXPECTED <uri>` and answered 500.
+pub(crate) fn serving(
+    mut choose: impl FnMut(&str) -> Option<Reply> + Send + 'static,
+) -> (kube::Client, Asked) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let asked: Asked = Arc::default();
+    let record = Arc::clone(&asked);
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        // Held, never answered, until the server ends with the test.
+        let mut hanging = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let uri = decode(&request.uri().to_string());
+            let Some(reply) = choose(&uri) else {
+                record.lock().unwrap().push(format!("UNEXPECTED {uri}"));
+                let mut response = Response::new(Body::from(b"{}".to_vec()));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                send.send_response(response);
+                continue;
+            };
+            record.lock().unwrap().push(uri);
+            let (code, body) = match reply {
+                Reply::Json(value) => (200, serde_json::to_vec(&value).unwrap()),
+                Reply::Watch(events) => (
+                    200,
+                    events
+                        .iter()
+                        .map(|e| e.to_string() + "\n")
+                        .collect::<String>()
+                        .into_bytes(),
+                ),
+                Reply::Text(text) => (200, text.as_bytes().to_vec()),
+                Reply::NotFound => {
+                    let (code, status) = not_found("the object");
+                    (code, serde_json::to_vec(&status).unwrap())
+                }
+                Reply::Hang => {
+                    hanging.push(send);
+                    continue;
+                }
+            };
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
+            send.send_response(response);
+        }
+    });
+    (kube::Client::new(service, "wander"), asked)
+}
+
+/// Percent-decoding of a URI, `+` as a space: enough for the URIs kube builds.
+pub(crate) fn decode(uri: &str) -> String {
+    let bytes = uri.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
 }

@@ -5,112 +5,32 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use kube::client::Body;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
+use crate::runtime::kind::testing::{Asked, Reply, serving};
 use crate::runtime::logs_format::{Shared, test_options as options};
 
-enum Reply {
-    /// A JSON object, as a LIST answers.
-    Json(Value),
-    /// A watch: these events, one JSON line each, then the server ends it.
-    Watch(Vec<Value>),
-    /// Plain text, as the logs endpoint answers; the stream ends after it.
-    Text(&'static str),
-    /// 404 Not Found, with a Kubernetes Status.
-    NotFound,
-    /// No answer ever: the request hangs (a quiet follow, an idle watch).
-    Hang,
-}
-
-/// The requests' URIs, decoded (`labelSelector=app.kubernetes.io/name in (api,web)`).
-type Seen = Arc<Mutex<Vec<String>>>;
+/// The requests' URIs, decoded.
+type Seen = Asked;
 
 /// A client whose API server answers each request from the first route whose pattern its decoded
-/// URI contains and that has replies left. Requests no route answers are recorded as
+/// URI contains and that has replies left; requests no route answers are recorded as
 /// `UNEXPECTED <uri>` and answered 500.
 fn mocked(routes: Vec<(&'static str, Vec<Reply>)>) -> (Client, Seen) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen: Seen = Arc::default();
-    let record = Arc::clone(&seen);
     let mut routes: Vec<(&str, VecDeque<Reply>)> = routes
         .into_iter()
         .map(|(pattern, replies)| (pattern, replies.into()))
         .collect();
-    tokio::spawn(async move {
-        let mut handle = std::pin::pin!(handle);
-        let mut hanging = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let uri = decode(&request.uri().to_string());
-            let reply = routes
-                .iter_mut()
-                .find(|(pattern, replies)| uri.contains(pattern) && !replies.is_empty())
-                .and_then(|(_, replies)| replies.pop_front());
-            let Some(reply) = reply else {
-                record.lock().unwrap().push(format!("UNEXPECTED {uri}"));
-                let mut response = Response::new(Body::from(b"{}".to_vec()));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                send.send_response(response);
-                continue;
-            };
-            record.lock().unwrap().push(uri);
-            let body = match reply {
-                Reply::Json(value) => serde_json::to_vec(&value).unwrap(),
-                Reply::Watch(events) => events
-                    .iter()
-                    .map(|e| e.to_string() + "\n")
-                    .collect::<String>()
-                    .into_bytes(),
-                Reply::Text(text) => text.as_bytes().to_vec(),
-                Reply::NotFound => {
-                    let status = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                         "message": "pods \"gone\" not found", "reason": "NotFound", "code": 404 });
-                    let mut response =
-                        Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
-                    *response.status_mut() = StatusCode::NOT_FOUND;
-                    send.send_response(response);
-                    continue;
-                }
-                Reply::Hang => {
-                    hanging.push(send);
-                    continue;
-                }
-            };
-            send.send_response(Response::new(Body::from(body)));
-        }
-    });
-    (Client::new(service, "wander"), seen)
-}
-
-/// Percent-decoding of a query, `+` as a space: enough for the URIs kube builds.
-fn decode(uri: &str) -> String {
-    let bytes = uri.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
+    serving(move |uri| {
+        routes
+            .iter_mut()
+            .find(|(pattern, replies)| uri.contains(pattern) && !replies.is_empty())
+            .and_then(|(_, replies)| replies.pop_front())
+    })
 }
 
 /// A pod of `service` created at second `born`, with `containers` as (name, the id of its running

@@ -3,15 +3,13 @@
 // The fixtures take `json!` values as written at the call, which reads better than borrows.
 #![allow(clippy::needless_pass_by_value)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
 use kube::Client;
-use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::runtime::kind::testing::{Asked, Reply, serving};
 
 /// One scripted answer: the request's URI must contain `expect`.
 struct Step {
@@ -19,74 +17,23 @@ struct Step {
     reply: Reply,
 }
 
-enum Reply {
-    /// A JSON object, as a GET or LIST answers.
-    Json(Value),
-    /// A watch: these events, one JSON line each, then the stream ends.
-    Watch(Vec<Value>),
-    /// Plain text, as the logs endpoint answers.
-    Text(&'static str),
-    /// 404 Not Found, with a Kubernetes Status.
-    NotFound,
-    /// No answer ever: the request hangs.
-    Hang,
-}
-
 fn step(expect: &'static str, reply: Reply) -> Step {
     Step { expect, reply }
 }
 
-/// A client whose API server answers `script` in order; returns the URIs it was asked for.
-/// Requests beyond the script are recorded as `UNEXPECTED <uri>` and answered 500.
-fn mocked(script: Vec<Step>) -> (Client, Arc<Mutex<Vec<String>>>) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let mut handle = std::pin::pin!(handle);
-        let mut script = script.into_iter();
-        let mut hanging = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let uri = request.uri().to_string();
-            let Some(step) = script.next() else {
-                record.lock().unwrap().push(format!("UNEXPECTED {uri}"));
-                let mut response = Response::new(Body::from(b"{}".to_vec()));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                send.send_response(response);
-                continue;
-            };
-            assert!(
-                uri.contains(step.expect),
-                "expected {:?} in {uri}",
-                step.expect
-            );
-            record.lock().unwrap().push(uri);
-            let body = match step.reply {
-                Reply::Json(value) => serde_json::to_vec(&value).unwrap(),
-                Reply::Watch(events) => events
-                    .iter()
-                    .map(|e| e.to_string() + "\n")
-                    .collect::<String>()
-                    .into_bytes(),
-                Reply::Text(text) => text.as_bytes().to_vec(),
-                Reply::NotFound => {
-                    let status = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                         "message": "not found", "reason": "NotFound", "code": 404 });
-                    let mut response =
-                        Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
-                    *response.status_mut() = StatusCode::NOT_FOUND;
-                    send.send_response(response);
-                    continue;
-                }
-                Reply::Hang => {
-                    hanging.push(send);
-                    continue;
-                }
-            };
-            send.send_response(Response::new(Body::from(body)));
-        }
-    });
-    (Client::new(service, "wander"), seen)
+/// A client whose API server answers `script` in order; returns the URIs it was asked for,
+/// decoded. Requests beyond the script are recorded as `UNEXPECTED <uri>` and answered 500.
+fn mocked(script: Vec<Step>) -> (Client, Asked) {
+    let mut script = script.into_iter();
+    serving(move |uri| {
+        let step = script.next()?;
+        assert!(
+            uri.contains(step.expect),
+            "expected {:?} in {uri}",
+            step.expect
+        );
+        Some(step.reply)
+    })
 }
 
 fn deployment(version: &str, generation: i64, status: Value) -> Value {
@@ -220,7 +167,7 @@ async fn a_stale_status_is_waited_past_until_the_fresh_one_is_done() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen[1].contains("resourceVersion=10"), "{}", seen[1]);
     assert!(
-        seen[1].contains("fieldSelector=metadata.name%3Dapi"),
+        seen[1].contains("fieldSelector=metadata.name=api"),
         "{}",
         seen[1]
     );
@@ -297,7 +244,7 @@ async fn progress_deadline_exceeded_fails_at_once_with_the_crash_and_its_last_li
             )),
         ),
         step(
-            "/api/v1/namespaces/wander/pods?&labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            "/api/v1/namespaces/wander/pods?&labelSelector=app.kubernetes.io/name=api",
             Reply::Json(list("PodList", vec![crashing])),
         ),
         step(
@@ -366,7 +313,7 @@ async fn a_timeout_is_an_error_that_names_the_unloaded_image() {
         ),
         step("watch=true", Reply::Hang),
         step(
-            "labelSelector=app.kubernetes.io%2Fname%3Dapi",
+            "labelSelector=app.kubernetes.io/name=api",
             Reply::Json(list("PodList", vec![pulling])),
         ),
         step("/events", Reply::Json(list("EventList", vec![]))),
