@@ -192,14 +192,21 @@ impl<'a> KindCli<'a> {
                 return Ok(Ensured::Reused);
             }
             on_note(&format!(
-                "reusing the existing kind cluster {}, which was not created from the current manifests/{} (and host port settings); its host ports may differ: `cargo xtask down` then `cargo xtask dev` recreates it",
+                "reusing the existing kind cluster {}, which was not created from the current manifests/{} (and host port settings), or whose creation was cut short; its host ports may differ: `cargo xtask down` then `cargo xtask dev` recreates it",
                 self.name,
                 crate::stack::KIND_CONFIG_FILE
             ));
             return Ok(Ensured::ReusedForeign);
         }
-        write_config(&recorded, &wanted)?;
-        self.create(&recorded)?;
+        // kind reads its configuration from a file, which becomes the record only once the
+        // cluster is made: a create cut short (Ctrl-C, a failure that kept the nodes) leaves a
+        // cluster that is never taken for one made from this configuration.
+        let creating = recorded.with_extension("yaml.creating");
+        write_config(&creating, &wanted)?;
+        self.create(&creating)?;
+        fs::rename(&creating, &recorded).with_context(|| {
+            format!("recording the kind configuration in {}", recorded.display())
+        })?;
         Ok(Ensured::Created)
     }
 
@@ -493,7 +500,7 @@ mod tests {
             [
                 "get clusters".to_owned(),
                 format!(
-                    "create cluster --name side-2 --config {} --wait 120s",
+                    "create cluster --name side-2 --config {}.creating --wait 120s",
                     recorded.display()
                 ),
                 "get clusters".to_owned(),
@@ -534,7 +541,7 @@ mod tests {
         assert_eq!(
             kind.calls()[1],
             format!(
-                "create cluster --name wander --config {} --wait 120s",
+                "create cluster --name wander --config {}.creating --wait 120s",
                 written.display()
             )
         );
@@ -543,6 +550,30 @@ mod tests {
             config_yaml(&manifests_config(), "wander").unwrap()
         );
         assert!(notes.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_create_cut_short_leaves_no_record_so_the_cluster_is_not_taken_for_ours() {
+        let state = tempfile::tempdir().unwrap();
+        let kind = FakeKind::new(&[
+            (0, "", "No kind clusters found.\n"),
+            (1, "", "ERROR: failed to create cluster: interrupted\n"),
+            // The next run finds the cluster kind left behind.
+            (0, "wander\n", ""),
+        ]);
+        let cli = kind.cli();
+        let notes = RefCell::new(Vec::<String>::new());
+        let note = |line: &str| notes.borrow_mut().push(line.to_owned());
+        let err = cli
+            .ensure(&manifests_config(), state.path(), &note)
+            .unwrap_err();
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        assert!(!config_path(state.path(), "wander").exists());
+        let ensured = cli
+            .ensure(&manifests_config(), state.path(), &note)
+            .unwrap();
+        assert_eq!(ensured, Ensured::ReusedForeign);
+        assert!(notes.borrow()[0].contains("cut short"), "{notes:?}");
     }
 
     #[test]
