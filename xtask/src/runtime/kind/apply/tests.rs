@@ -225,6 +225,22 @@ async fn apply(
     .await
 }
 
+/// Applies the stack to a server that refuses the object at `path` with `code` and `reason`;
+/// returns the whole error and the server, to look at what it was sent.
+async fn apply_refused(
+    path: String,
+    code: u16,
+    reason: &'static str,
+    message: &str,
+) -> (String, Arc<Mutex<FakeApiServer>>) {
+    let server = Arc::new(Mutex::new(FakeApiServer {
+        refuse: Some((path, code, reason, message.to_owned())),
+        ..FakeApiServer::default()
+    }));
+    let err = apply(&server, &Mutex::default()).await.unwrap_err();
+    (format!("{err:#}"), server)
+}
+
 fn container_images(body: &Value) -> Vec<(String, String)> {
     body["spec"]["template"]["spec"]["containers"]
         .as_array()
@@ -457,17 +473,13 @@ async fn a_new_image_changes_only_the_workload_that_runs_it() {
 
 #[tokio::test]
 async fn a_refused_object_is_named_with_the_servers_words_and_stops_the_apply() {
-    let server = Arc::new(Mutex::new(FakeApiServer {
-        refuse: Some((
-            format!("{APPS}/deployments/api"),
-            422,
-            "Invalid",
-            "Deployment.apps \"api\" is invalid: spec.template.spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive".to_owned(),
-        )),
-        ..FakeApiServer::default()
-    }));
-    let err = apply(&server, &Mutex::default()).await.unwrap_err();
-    let err = format!("{err:#}");
+    let (err, server) = apply_refused(
+        format!("{APPS}/deployments/api"),
+        422,
+        "Invalid",
+        "Deployment.apps \"api\" is invalid: spec.template.spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+    )
+    .await;
     assert!(
         err.starts_with(
             "manifests/api.yaml: Deployment/api: the API server refused it (422 Invalid)"
@@ -482,16 +494,13 @@ async fn a_refused_object_is_named_with_the_servers_words_and_stops_the_apply() 
 
 #[tokio::test]
 async fn a_refused_secret_does_not_show_its_values() {
-    let server = Arc::new(Mutex::new(FakeApiServer {
-        refuse: Some((
-            format!("{NS}/secrets/wander-secrets"),
-            403,
-            "Forbidden",
-            "secrets \"wander-secrets\" is forbidden: User \"dev\" cannot patch resource \"secrets\"".to_owned(),
-        )),
-        ..FakeApiServer::default()
-    }));
-    let err = format!("{:#}", apply(&server, &Mutex::default()).await.unwrap_err());
+    let (err, _) = apply_refused(
+        format!("{NS}/secrets/wander-secrets"),
+        403,
+        "Forbidden",
+        "secrets \"wander-secrets\" is forbidden: User \"dev\" cannot patch resource \"secrets\"",
+    )
+    .await;
     assert!(
         err.starts_with(
             "generated Secret/wander-secrets: the API server refused it (403 Forbidden)"
@@ -503,16 +512,13 @@ async fn a_refused_secret_does_not_show_its_values() {
 
 #[tokio::test]
 async fn a_namespace_being_deleted_is_explained() {
-    let server = Arc::new(Mutex::new(FakeApiServer {
-        refuse: Some((
-            format!("{NS}/configmaps/wander-config"),
-            404,
-            "NotFound",
-            "namespaces \"wander\" not found".to_owned(),
-        )),
-        ..FakeApiServer::default()
-    }));
-    let err = format!("{:#}", apply(&server, &Mutex::default()).await.unwrap_err());
+    let (err, _) = apply_refused(
+        format!("{NS}/configmaps/wander-config"),
+        404,
+        "NotFound",
+        "namespaces \"wander\" not found",
+    )
+    .await;
     assert!(
         err.starts_with("manifests/config.yaml: ConfigMap/wander-config: the API server refused it (404 NotFound): namespaces \"wander\" not found; the namespace `wander` is missing or being deleted"),
         "{err}"
