@@ -21,10 +21,18 @@ pub(crate) async fn connect() -> anyhow::Result<Docker> {
     Ok(docker)
 }
 
+/// The engine [`connect`] talks to: `DOCKER_HOST` when set, else the default local socket.
+pub(crate) fn endpoint() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => host,
+        _ if cfg!(windows) => "npipe:////./pipe/docker_engine".into(),
+        _ => "unix:///var/run/docker.sock".into(),
+    }
+}
+
 /// One line that says the daemon is not answering and how to start it.
 fn unreachable_message(err: &bollard::errors::Error) -> String {
-    let target =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let target = endpoint();
     if let bollard::errors::Error::UnsupportedURISchemeError { uri } = err {
         return format!(
             "DOCKER_HOST={uri} is not supported: use a unix:// socket or a plain tcp:// address (for a remote engine over SSH, forward its socket: `ssh -L /tmp/docker.sock:/var/run/docker.sock host`, then DOCKER_HOST=unix:///tmp/docker.sock)"

@@ -165,7 +165,7 @@ pub(crate) async fn run_checks(ctx: &Context, opts: &Options) -> Vec<Check> {
 /// Whether the daemon answers (not merely whether the binary exists), with its versions; the
 /// client is handed back for the checks that need it.
 async fn check_docker() -> (Check, Option<Docker>) {
-    let host = docker_host();
+    let host = crate::docker::endpoint();
     let failure = |reason: String| {
         let detail = format!("the Docker daemon at {host} is not answering: {reason}");
         Check::fail("docker", detail, docker_fix_here())
@@ -190,16 +190,6 @@ async fn check_docker() -> (Check, Option<Docker>) {
     (Check::ok("docker", detail), Some(docker))
 }
 
-/// The endpoint [`crate::docker::connect`] uses: `DOCKER_HOST` when set, else the default
-/// local socket.
-fn docker_host() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => host,
-        _ if cfg!(windows) => "npipe:////./pipe/docker_engine".into(),
-        _ => "unix:///var/run/docker.sock".into(),
-    }
-}
-
 /// What is known about a Docker daemon that does not answer, to choose the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DockerSituation {
@@ -216,7 +206,7 @@ struct DockerSituation {
 }
 
 fn docker_situation() -> DockerSituation {
-    let host = docker_host();
+    let host = crate::docker::endpoint();
     let socket = PathBuf::from(host.strip_prefix("unix://").unwrap_or(&host));
     let socket_denied = socket.exists()
         && nix::unistd::access(&socket, nix::unistd::AccessFlags::W_OK)
