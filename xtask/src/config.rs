@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
+use crate::runtime::docker::plan::LogLimits;
 use crate::stack::Stack;
 
 /// `WANDER_STACK`: the stack's name.
@@ -21,17 +22,25 @@ const STATE_DIR_VAR: &str = "WANDER_STATE_DIR";
 const MANIFESTS_VAR: &str = "WANDER_MANIFESTS";
 /// `WANDER_DEBIAN_MIRROR`: where the stand-in images' packages come from.
 const MIRROR_VAR: &str = "WANDER_DEBIAN_MIRROR";
+/// `WANDER_LOG_MAX_SIZE`: the docker runtime's log rotation size (the kubelet's
+/// `containerLogMaxSize`).
+const LOG_MAX_SIZE_VAR: &str = "WANDER_LOG_MAX_SIZE";
+/// `WANDER_LOG_MAX_FILES`: how many log files the docker runtime keeps per container (the
+/// kubelet's `containerLogMaxFiles`).
+const LOG_MAX_FILES_VAR: &str = "WANDER_LOG_MAX_FILES";
 /// Prefix of every variable of ours; `WANDER_<NAME>_PORT` and `WANDER_<NAME>_IMAGE` are per
 /// service.
 const PREFIX: &str = "WANDER_";
 const PORT_SUFFIX: &str = "_PORT";
 const IMAGE_SUFFIX: &str = "_IMAGE";
 /// Every variable read here, as the README's configuration table names them.
-pub(crate) const VARIABLES: [&str; 6] = [
+pub(crate) const VARIABLES: [&str; 8] = [
     STACK_VAR,
     STATE_DIR_VAR,
     MANIFESTS_VAR,
     MIRROR_VAR,
+    LOG_MAX_SIZE_VAR,
+    LOG_MAX_FILES_VAR,
     "WANDER_<SERVICE>_PORT",
     "WANDER_<SERVICE>_IMAGE",
 ];
@@ -61,6 +70,8 @@ pub(crate) struct Config {
     pub(crate) images: BTreeMap<String, String>,
     /// `WANDER_DEBIAN_MIRROR`, without a trailing slash.
     pub(crate) debian_mirror: String,
+    /// `WANDER_LOG_MAX_SIZE` and `WANDER_LOG_MAX_FILES`, else the kubelet's defaults.
+    pub(crate) log: LogLimits,
 }
 
 impl Config {
@@ -89,6 +100,7 @@ impl Config {
             host_ports: BTreeMap::new(),
             images: BTreeMap::new(),
             debian_mirror: DEFAULT_MIRROR.to_owned(),
+            log: LogLimits::default(),
         };
         for (name, value) in vars {
             let Some(name) = name.to_str().filter(|n| n.starts_with(PREFIX)) else {
@@ -106,6 +118,10 @@ impl Config {
                 STATE_DIR_VAR => config.state_dir = folder(&value),
                 MANIFESTS_VAR => config.manifests = folder(&value),
                 MIRROR_VAR => config.debian_mirror = mirror(&text(name, &value)?)?,
+                LOG_MAX_SIZE_VAR => {
+                    config.log.max_size_bytes = log_size(&text(name, &value)?)?;
+                }
+                LOG_MAX_FILES_VAR => config.log.max_files = log_files(&text(name, &value)?)?,
                 _ => {
                     if let Some(key) = per_service(name, PORT_SUFFIX) {
                         config
@@ -256,6 +272,39 @@ fn image(name: &str, value: &str) -> anyhow::Result<String> {
     Ok(value.to_owned())
 }
 
+/// A log file size as Kubernetes writes one (`10Mi`, `512Ki`, `1048576`): at least 1 KiB, at
+/// most 1 GiB.
+fn log_size(value: &str) -> anyhow::Result<u64> {
+    let bytes = crate::runtime::docker::plan::memory_bytes(
+        &k8s_openapi::apimachinery::pkg::api::resource::Quantity(value.trim().to_owned()),
+    )
+    .ok()
+    .and_then(|b| u64::try_from(b).ok())
+    .filter(|b| (1024..=1024 * 1024 * 1024).contains(b));
+    bytes.with_context(|| {
+        format!(
+            "{LOG_MAX_SIZE_VAR}={} is not a log size; write one from 1Ki to 1Gi, such as `10Mi`",
+            shown(value)
+        )
+    })
+}
+
+/// How many log files to keep: 2 to 100, as the kubelet accepts (it needs one to write and one
+/// rotated).
+fn log_files(value: &str) -> anyhow::Result<u32> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (2..=100).contains(n))
+        .with_context(|| {
+            format!(
+                "{LOG_MAX_FILES_VAR}={} is not a number of files from 2 to 100",
+                shown(value)
+            )
+        })
+}
+
 /// A mirror URL for debootstrap.
 fn mirror(value: &str) -> anyhow::Result<String> {
     let value = value.trim().trim_end_matches('/');
@@ -311,6 +360,8 @@ mod tests {
         assert_eq!(config.manifests, root().join("manifests"));
         assert!(config.host_ports.is_empty() && config.images.is_empty());
         assert_eq!(config.debian_mirror, "http://deb.debian.org/debian");
+        assert_eq!(config.log.max_size_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.log.max_files, 5);
         assert_eq!(config, Config::defaults(&root()));
     }
 
@@ -322,6 +373,8 @@ mod tests {
             ("WANDER_MANIFESTS", "variant"),
             ("WANDER_DEBIAN_MIRROR", "http://cache:3142/debian/"),
             ("WANDER_WEB_PORT", " 13000 "),
+            ("WANDER_LOG_MAX_SIZE", "64Ki"),
+            ("WANDER_LOG_MAX_FILES", "3"),
             ("WANDER_POSTGRES_IMAGE", "postgres:16-bookworm"),
             (
                 "WANDER_MY_DB_IMAGE",
@@ -334,6 +387,13 @@ mod tests {
         assert_eq!(config.state_dir, Path::new("/tmp/state"));
         assert_eq!(config.manifests, Path::new("variant"));
         assert_eq!(config.debian_mirror, "http://cache:3142/debian");
+        assert_eq!(
+            config.log,
+            LogLimits {
+                max_size_bytes: 65_536,
+                max_files: 3
+            }
+        );
         assert_eq!(
             config.host_ports,
             BTreeMap::from([("WEB".to_owned(), 13000)])
@@ -369,6 +429,15 @@ mod tests {
             ("WANDER_API_PORT", " ", "not a port number"),
             ("WANDER_API_PORT", "80 80", "not a port number"),
             ("WANDER_API_PORT", "8080; rm -rf /", "not a port number"),
+            ("WANDER_LOG_MAX_SIZE", "10", "not a log size"),
+            ("WANDER_LOG_MAX_SIZE", "2Gi", "not a log size"),
+            ("WANDER_LOG_MAX_SIZE", "-1Mi", "not a log size"),
+            ("WANDER_LOG_MAX_SIZE", "10MB", "not a log size"),
+            ("WANDER_LOG_MAX_SIZE", "$(reboot)", "not a log size"),
+            ("WANDER_LOG_MAX_FILES", "1", "not a number of files"),
+            ("WANDER_LOG_MAX_FILES", "101", "not a number of files"),
+            ("WANDER_LOG_MAX_FILES", "five", "not a number of files"),
+            ("WANDER_LOG_MAX_FILES", "", "set but empty"),
             ("WANDER_API_IMAGE", "", "set but empty"),
             ("WANDER_API_IMAGE", "  ", "not an image reference"),
             ("WANDER_API_IMAGE", "api image", "not an image reference"),

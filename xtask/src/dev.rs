@@ -113,6 +113,8 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
 
     let plans = session.plans(&references)?;
     session.runtime.ensure_network().await?;
+    // The probes are watched from here on, also when a later step fails or is interrupted.
+    crate::runtime::docker::kubelet::ensure_running(ctx)?;
     let timeout = Duration::from_secs(args.timeout);
     let mut changed = 0;
     for plan in &plans {

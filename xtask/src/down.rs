@@ -85,6 +85,13 @@ async fn docker(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let docker = crate::docker::connect().await?;
     let runtime = DockerRuntime::new(docker, Names::new(ctx.config().stack_name.as_str()));
     let step = ctx.ui().step("Removing the stack");
+    // Its kubelet first, so that nothing restarts what is being removed.
+    if let Err(err) =
+        crate::runtime::docker::kubelet::stop(ctx.state().path(), &ctx.config().stack_name)
+    {
+        step.fail();
+        return Err(err);
+    }
     match runtime.down(args.volumes).await {
         Ok((containers, networks, volumes)) => {
             let summary = if args.volumes {

@@ -143,6 +143,10 @@ enum Command {
     /// Run it after changing a query or the schema, and commit the result; `--check` only
     /// compares (`cargo xtask test` does that on every full run).
     SqlxPrepare(sqlx_prepare::Args),
+    /// The docker runtime's kubelet, which `dev` starts in the background: runs the probes and
+    /// restarts what fails them.
+    #[command(hide = true)]
+    Kubelet,
 }
 
 /// What every command needs to know about where and how it runs.
@@ -300,6 +304,11 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(&ctx),
         Command::Bench(args) => bench::run(&ctx, &args),
         Command::SqlxPrepare(args) => sqlx_prepare::run(&ctx, &args),
+        Command::Kubelet => run_async(
+            &ctx,
+            Stop::Quiet,
+            crate::runtime::docker::kubelet::run(&ctx),
+        ),
     };
     result.unwrap_or_else(|err| {
         // Output piped into `head` or a closed pager: the reader has what it wanted.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::runtime::RuntimeKind;
-use crate::runtime::docker::readiness;
+use crate::runtime::docker::{kubelet, readiness};
 use crate::runtime::docker::session::{SecretsMode, Session};
 use crate::runtime::kind::cluster::KindCli;
 use crate::runtime::kind::session::KindSession;
@@ -48,13 +48,20 @@ pub(crate) struct Report {
     /// Every service healthy.
     pub(crate) healthy: bool,
     pub(crate) services: Vec<ServiceStatus>,
+    /// What else the reader should know (on docker: that no kubelet watches the probes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
 }
 
 /// Prints the report as a table or JSON and exits 1 unless every service is healthy, so scripts can
 /// test the stack with it.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let report = match ctx.runtime() {
-        RuntimeKind::Docker => collect(&Session::open(ctx, SecretsMode::Existing).await?).await?,
+        RuntimeKind::Docker => {
+            let session = Session::open(ctx, SecretsMode::Existing).await?;
+            let kubelet = kubelet::read_report(ctx.state().path(), session.names().stack());
+            collect(&session, kubelet.as_ref()).await?
+        }
         RuntimeKind::Kind => {
             let session = KindSession::open(ctx).await?;
             let context = ctx
@@ -77,8 +84,12 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Looks at every workload of the manifests and its container.
-pub(crate) async fn collect(session: &Session) -> anyhow::Result<Report> {
+/// Looks at every workload of the manifests and its container, with what the runtime's kubelet
+/// reports of them (`None`: it is not running).
+pub(crate) async fn collect(
+    session: &Session,
+    kubelet: Option<&kubelet::Report>,
+) -> anyhow::Result<Report> {
     let containers = session.runtime.containers().await?;
     let plans = session.current_plans().await?;
     let now = time::OffsetDateTime::now_utc();
@@ -103,11 +114,15 @@ pub(crate) async fn collect(session: &Session) -> anyhow::Result<Report> {
         } else {
             None
         };
-        let (health, reason) = match probe {
-            Some(Ok(())) => ("healthy", None),
-            Some(Err(why)) => ("unhealthy", Some(why)),
-            None if running => ("healthy", None),
-            None => (
+        let supervised = kubelet
+            .and_then(|k| k.containers.get(&container.name))
+            .filter(|c| c.id == container.id);
+        let (health, reason) = match (probe, supervised.and_then(|c| c.waiting.clone())) {
+            (_, Some(waiting)) => ("unhealthy", Some(waiting)),
+            (Some(Ok(())), _) => ("healthy", None),
+            (Some(Err(why)), _) => ("unhealthy", Some(format!("readiness probe: {why}"))),
+            (None, _) if running => ("healthy", None),
+            (None, _) => (
                 "unhealthy",
                 Some(format!("container is {}", container.state)),
             ),
@@ -127,21 +142,31 @@ pub(crate) async fn collect(session: &Session) -> anyhow::Result<Report> {
             image: container.image.clone(),
             ports: container.ports.clone(),
             uptime_secs,
-            restarts: container.restart_count,
+            // The engine counts the crashes it restarted, the kubelet its probe restarts.
+            restarts: container.restart_count + supervised.map_or(0, |c| i64::from(c.restarts)),
         });
+    }
+    let mut notes = Vec::new();
+    if kubelet.is_none() && !containers.is_empty() {
+        notes.push(
+            "no kubelet watches this stack's probes, so a service that stops answering is not restarted: `cargo xtask dev` starts it".to_owned(),
+        );
     }
     Ok(Report {
         runtime: "docker",
         stack: session.names().stack().to_owned(),
         healthy: !services.is_empty() && services.iter().all(|s| s.health == "healthy"),
         services,
+        notes,
     })
 }
 
 /// The table: aligned columns, health coloured when colour is on.
 pub(crate) fn render(report: &Report, ui: &crate::ui::Ui) -> String {
-    let headers = ["SERVICE", "STATE", "HEALTH", "IMAGE", "PORTS", "UPTIME"];
-    let rows: Vec<[String; 6]> = report
+    let headers = [
+        "SERVICE", "STATE", "HEALTH", "RESTARTS", "IMAGE", "PORTS", "UPTIME",
+    ];
+    let rows: Vec<[String; 7]> = report
         .services
         .iter()
         .map(|s| {
@@ -149,6 +174,7 @@ pub(crate) fn render(report: &Report, ui: &crate::ui::Ui) -> String {
                 s.name.clone(),
                 s.state.clone(),
                 s.health.clone(),
+                s.restarts.to_string(),
                 s.image.clone(),
                 if s.ports.is_empty() {
                     "-".to_owned()
@@ -197,6 +223,11 @@ pub(crate) fn render(report: &Report, ui: &crate::ui::Ui) -> String {
             out.push('\n');
         }
     }
+    for note in &report.notes {
+        out.push_str("note: ");
+        out.push_str(note);
+        out.push('\n');
+    }
     out
 }
 
@@ -243,17 +274,22 @@ mod tests {
             stack: "wander".to_owned(),
             healthy: false,
             services: vec![service("api", "unhealthy"), service("postgres", "healthy")],
+            notes: vec!["no kubelet watches".to_owned()],
         };
         let ui = crate::ui::Ui::new(crate::ui::Verbosity::Quiet);
         let text = console::strip_ansi_codes(&render(&report, &ui)).to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("SERVICE   STATE    HEALTH"), "{text}");
         assert!(
-            lines[1].starts_with("api       running  unhealthy"),
+            lines[0].starts_with("SERVICE   STATE    HEALTH     RESTARTS"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("api       running  unhealthy  0 "),
             "{text}"
         );
         assert_eq!(lines[2], "  └ GET /health answered 503");
         assert!(lines[3].contains("1h2m"), "{text}");
+        assert_eq!(lines[4], "note: no kubelet watches");
     }
 
     #[test]

@@ -25,6 +25,12 @@ export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 user="${POSTGRES_USER:-postgres}"
 db="${POSTGRES_DB:-$user}"
 
+# On every start, as the official image does: a kubelet applying fsGroup makes the volume's
+# folders group-writable, which PostgreSQL refuses for its data directory.
+if [ -d "$PGDATA" ]; then
+    chmod 700 "$PGDATA" 2>/dev/null || :
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ -z "${POSTGRES_PASSWORD:-}" ]; then
         cat >&2 <<'MSG'

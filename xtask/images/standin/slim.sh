@@ -33,9 +33,6 @@ rm -rf /var/lib/postgresql/15 /etc/postgresql/15/main /var/log/postgresql/*
 mkdir -p /var/lib/postgresql/data /var/run/postgresql
 chown 999:999 /var/lib/postgresql /var/lib/postgresql/data /var/run/postgresql
 chmod 700 /var/lib/postgresql/data
-# A tmpfs mounted over /var/run/postgresql takes this directory's mode but not its owner, so it
-# is writable by everyone (sticky, like /tmp), whatever uid the server runs as.
-chmod 3777 /var/run/postgresql
 # The redis image's working directory, where it writes its dump.
 mkdir -p /data
 chown 999:999 /data

@@ -3,13 +3,17 @@
 //! so `status`, `logs` and `down` find exactly what this tool owns.
 
 pub(crate) mod exec;
+pub(crate) mod kubelet;
 pub(crate) mod logs;
 pub(crate) mod names;
 pub(crate) mod plan;
+pub(crate) mod probe;
 pub(crate) mod readiness;
 pub(crate) mod session;
+pub(crate) mod supported;
+pub(crate) mod volumes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -42,6 +46,7 @@ pub(crate) enum Applied {
 /// One container of the stack as the engine reports it.
 #[derive(Debug, Clone)]
 pub(crate) struct Container {
+    pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) workload: String,
     pub(crate) image: String,
@@ -117,17 +122,26 @@ impl DockerRuntime {
         }
     }
 
-    /// Creates the named volumes a plan mounts, unless they exist.
-    pub(crate) async fn ensure_volumes(&self, plan: &ContainerPlan) -> anyhow::Result<()> {
-        for volume in plan.volumes.values() {
-            self.ensure_volume(volume).await?;
+    /// Creates the claims' volumes a plan mounts, unless they exist; returns those made now.
+    pub(crate) async fn ensure_volumes(
+        &self,
+        plan: &ContainerPlan,
+    ) -> anyhow::Result<BTreeSet<String>> {
+        let mut made = BTreeSet::new();
+        for mount in &plan.mounts {
+            if let plan::VolumeSource::Claim { volume } = &mount.source
+                && self.ensure_volume(volume).await?
+            {
+                made.insert(volume.clone());
+            }
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Creates the volume `name` unless it exists; one of that name made by someone else is
-    /// refused, as for the network: its data is not the stack's to write or to delete.
-    async fn ensure_volume(&self, name: &str) -> anyhow::Result<()> {
+    /// refused, as for the network: its data is not the stack's to write or to delete. Returns
+    /// whether it was made now.
+    async fn ensure_volume(&self, name: &str) -> anyhow::Result<bool> {
         match self.docker.inspect_volume(name).await {
             Ok(volume) => {
                 if volume.labels.get(LABEL_STACK).map(String::as_str) != Some(self.names.stack()) {
@@ -135,7 +149,7 @@ impl DockerRuntime {
                         "a Docker volume named {name} exists but was not created by this tool; keep what you need from it and remove it (`docker volume rm {name}`), or choose another stack name with WANDER_STACK"
                     );
                 }
-                Ok(())
+                Ok(false)
             }
             Err(err) if is_not_found(&err) => {
                 self.docker
@@ -146,7 +160,7 @@ impl DockerRuntime {
                     })
                     .await
                     .with_context(|| format!("creating volume {name}"))?;
-                Ok(())
+                Ok(true)
             }
             Err(err) => Err(err).with_context(|| format!("inspecting volume {name}")),
         }
@@ -182,7 +196,7 @@ impl DockerRuntime {
                     self.start(name).await?;
                     return Ok(Applied::Started);
                 }
-                self.remove_container(name).await?;
+                self.stop_and_remove(name, current_grace(&current)).await?;
                 Applied::Replaced
             }
             None => Applied::Created,
@@ -199,7 +213,8 @@ impl DockerRuntime {
         applied: Applied,
     ) -> anyhow::Result<Applied> {
         let name = &plan.container_name;
-        self.ensure_volumes(plan).await?;
+        self.check_engine_supports(plan)?;
+        let new_volumes = self.ensure_volumes(plan).await?;
         for files in &plan.file_mounts {
             files.write()?;
         }
@@ -209,7 +224,14 @@ impl DockerRuntime {
             .create_container(Some(options), plan.create_body(&self.names))
             .await;
         let applied = match created {
-            Ok(_) => applied,
+            Ok(created) => {
+                if let Err(err) = volumes::prepare(self, plan, &created.id, &new_volumes).await {
+                    // Not started with volumes it cannot write: the next run makes it afresh.
+                    let _ = self.remove_container(name).await;
+                    return Err(err);
+                }
+                applied
+            }
             Err(err) if crate::docker::is_conflict(&err) && self.is_ours(name, plan).await? => {
                 Applied::Started
             }
@@ -245,10 +267,46 @@ impl DockerRuntime {
         }
     }
 
+    /// Refuses what this engine would silently get wrong: a volume `subPath` needs API 1.45
+    /// (Docker Engine 26), and an older engine ignores the option, mounting the whole volume.
+    fn check_engine_supports(&self, plan: &ContainerPlan) -> anyhow::Result<()> {
+        let version = self.docker.client_version();
+        let recent = (version.major_version, version.minor_version) >= (1, 45);
+        if let Some(mount) = plan.mounts.iter().find(|m| m.sub_path.is_some())
+            && !recent
+        {
+            bail!(
+                "{}: volumeMounts {}: subPath on a volume needs Docker Engine 26 or newer (API 1.45); this engine speaks API {}.{}. Upgrade the engine, or mount the whole volume",
+                plan.workload,
+                mount.name,
+                version.major_version,
+                version.minor_version
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops a container as Kubernetes stops a pod's (SIGTERM, then SIGKILL after its grace
+    /// period), then removes it with its `emptyDir` volumes.
+    async fn stop_and_remove(&self, name: &str, grace_secs: i64) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::new()
+            .t(grace_secs.try_into().unwrap_or(i32::MAX))
+            .build();
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => {}
+            Err(err) if is_not_found(&err) => return Ok(()),
+            // 304: not running; anything else: the removal below forces it.
+            Err(_) => {}
+        }
+        self.remove_container(name).await
+    }
+
+    /// Removes a container at once, with its anonymous volumes (its `emptyDir`s); the claims'
+    /// named volumes stay.
     async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
-            .v(false)
+            .v(true)
             .build();
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
@@ -320,8 +378,17 @@ impl DockerRuntime {
     /// removed: (containers, networks, volumes).
     pub(crate) async fn down(&self, volumes: bool) -> anyhow::Result<(usize, usize, usize)> {
         let containers = self.containers().await?;
-        for container in &containers {
-            self.remove_container(&container.name).await?;
+        // In parallel: each may take its grace period to stop.
+        let removals = containers.iter().map(|container| async {
+            let grace = self
+                .inspect(&container.id)
+                .await?
+                .as_ref()
+                .map_or(0, current_grace);
+            self.stop_and_remove(&container.name, grace).await
+        });
+        for removed in futures_util::future::join_all(removals).await {
+            removed?;
         }
         let filters = HashMap::from([("label", vec![self.names.filter()])]);
         let networks = self
@@ -383,6 +450,15 @@ impl DockerRuntime {
     }
 }
 
+/// The grace period a container was made with (`terminationGracePeriodSeconds`).
+fn current_grace(details: &ContainerInspectResponse) -> i64 {
+    details
+        .config
+        .as_ref()
+        .and_then(|c| c.stop_timeout)
+        .unwrap_or(10)
+}
+
 /// The parts of an inspection that `status` and the waits need.
 fn describe(details: &ContainerInspectResponse, network: &str) -> Container {
     let labels = details.config.as_ref().and_then(|c| c.labels.as_ref());
@@ -417,6 +493,7 @@ fn describe(details: &ContainerInspectResponse, network: &str) -> Container {
         .and_then(|e| e.ip_address.clone())
         .filter(|ip| !ip.is_empty());
     Container {
+        id: details.id.clone().unwrap_or_default(),
         name: details
             .name
             .as_deref()
@@ -540,6 +617,7 @@ mod tests {
                 secrets: &secrets,
                 images: &BTreeMap::from([(image, toolbox)]),
                 files_root: files.path(),
+                log: plan::LogLimits::default(),
             };
             let mut plan = plan::plan(redis, &inputs).unwrap();
             plan.entrypoint = None;

@@ -6,6 +6,10 @@ pub(crate) const LABEL_STACK: &str = "dev.wander.stack";
 pub(crate) const LABEL_WORKLOAD: &str = "dev.wander.workload";
 /// The hash of the container's plan: equal hash, nothing to recreate.
 pub(crate) const LABEL_PLAN: &str = "dev.wander.plan";
+/// What the runtime's kubelet needs to supervise a container (its probes), as JSON.
+pub(crate) const LABEL_SUPERVISION: &str = "dev.wander.supervision";
+/// Marks the short-lived helper that prepares a container's volumes.
+pub(crate) const LABEL_VOLUME_SETUP: &str = "dev.wander.volume-setup";
 
 /// Names derived from the stack name (`wander` unless `WANDER_STACK` says otherwise, which lets
 /// tests run a stack beside a developer's own).

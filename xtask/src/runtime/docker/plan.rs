@@ -1,29 +1,37 @@
 //! How one workload of the manifests becomes one container: the translation of a pod template
 //! into a [`ContainerPlan`], pure and testable, and from it the Engine API's create request.
 //!
-//! What maps to what (DESIGN.md decision 2): a Deployment or StatefulSet becomes one container
-//! (one replica: this is a laptop); the Services selecting it become network aliases, and a
-//! Service with a host port mapping in `kind-config.yaml` is published on that host address;
-//! `envFrom`/`env` with ConfigMap and Secret references become environment variables with
-//! Kubernetes' `$(VAR)` expansion; `emptyDir` becomes a tmpfs, a claim a named volume; the
-//! security context becomes user, read-only root, dropped capabilities and `no-new-privileges`;
-//! limits become memory and CPU limits; the readiness probe becomes our health wait.
+//! Each pod-spec field is either done as the kubelet does it or refused by name
+//! ([`super::supported`]); `docs/docker-runtime.md` has the table of what maps to what, with the
+//! test that shows each row. In short: a Deployment or StatefulSet becomes one container (one
+//! replica: this is a laptop); the Services selecting it become network aliases, and a Service
+//! with a host port mapping in `kind-config.yaml` is published on that host address; `envFrom`/
+//! `env` become environment variables with Kubernetes' `$(VAR)` expansion; an `emptyDir` becomes
+//! a volume that lives as long as the container (memory-backed with `medium: Memory`), a claim a
+//! named volume, each made writable as the kubelet makes it (mode 0777, `fsGroup` ownership); the
+//! security context becomes user, groups, read-only root, dropped capabilities and
+//! `no-new-privileges`; limits become memory and CPU limits; the probes are run by `dev`,
+//! `status` and the runtime's kubelet ([`super::kubelet`]); logs are rotated as the kubelet
+//! rotates them.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context as _, anyhow, bail};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
-    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, MountType, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
-use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::names::{LABEL_PLAN, LABEL_STACK, LABEL_WORKLOAD, Names};
+use super::names::{LABEL_PLAN, LABEL_STACK, LABEL_SUPERVISION, LABEL_WORKLOAD, Names};
+use super::probe::{self, Probes};
 use crate::stack::{self, Stack, Workload};
 use crate::state::Secrets;
+
+/// Kubernetes' default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE_SECS: i64 = 30;
 
 /// Everything that decides a workload's container. Two equal plans give the same container, so
 /// its hash (a label on the container) tells whether a running container is up to date.
@@ -32,28 +40,86 @@ pub(crate) struct ContainerPlan {
     pub(crate) workload: String,
     pub(crate) container_name: String,
     pub(crate) image: String,
+    /// `command`: replaces the image's entrypoint, and with it the image's arguments.
     pub(crate) entrypoint: Option<Vec<String>>,
+    /// `args`.
     pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) working_dir: Option<String>,
     /// `NAME=value`, in Kubernetes' order (envFrom, then env).
     pub(crate) env: Vec<String>,
+    /// `uid[:gid]` from `runAsUser`/`runAsGroup`.
     pub(crate) user: Option<String>,
+    /// Supplementary groups: `fsGroup` and `supplementalGroups`, as the kubelet adds them.
+    pub(crate) groups: Vec<i64>,
     pub(crate) read_only_root: bool,
     pub(crate) drop_all_capabilities: bool,
     pub(crate) no_new_privileges: bool,
-    /// Mount path → size limit in bytes (0: the engine's default).
-    pub(crate) tmpfs: BTreeMap<String, i64>,
-    /// Mount path → named volume.
-    pub(crate) volumes: BTreeMap<String, String>,
+    /// `emptyDir` and claim mounts.
+    pub(crate) mounts: Vec<VolumeMount>,
     /// Files from ConfigMaps and the generated Secret, written on the host and bind-mounted
     /// read-only (the docker engine cannot mount an object's data directly).
     pub(crate) file_mounts: Vec<FileMount>,
+    /// `fsGroup`: the group that owns the pod's volumes.
+    pub(crate) fs_group: Option<FsGroup>,
     /// Names by which the other containers reach this one (its Services, and the workload).
     pub(crate) aliases: Vec<String>,
     pub(crate) published: Vec<Published>,
     pub(crate) memory_bytes: Option<i64>,
     pub(crate) nano_cpus: Option<i64>,
-    pub(crate) readiness: Option<Readiness>,
+    pub(crate) probes: Probes,
+    /// `terminationGracePeriodSeconds`: from SIGTERM to SIGKILL when the container is stopped.
+    pub(crate) stop_timeout_secs: i64,
+    pub(crate) log: LogLimits,
     pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// One `emptyDir` or claim mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct VolumeMount {
+    /// The pod's name for the volume.
+    pub(crate) name: String,
+    pub(crate) target: String,
+    pub(crate) source: VolumeSource,
+    pub(crate) read_only: bool,
+    /// `subPath`: a folder of the volume mounted instead of its root.
+    pub(crate) sub_path: Option<String>,
+}
+
+/// What backs a volume mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) enum VolumeSource {
+    /// An `emptyDir` on disk: an anonymous volume of the container, kept across its restarts and
+    /// removed with it, as the kubelet keeps an `emptyDir` for the pod's life.
+    EmptyDir,
+    /// An `emptyDir` with `medium: Memory`: a tmpfs of at most this many bytes (0: no limit).
+    MemoryEmptyDir { size_bytes: i64 },
+    /// A claim: the named volume.
+    Claim { volume: String },
+}
+
+/// `fsGroup` and `fsGroupChangePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct FsGroup {
+    pub(crate) gid: i64,
+    /// `OnRootMismatch`: walk a claim's files only when its root is not yet right.
+    pub(crate) only_on_root_mismatch: bool,
+}
+
+/// Log rotation, as the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct LogLimits {
+    pub(crate) max_size_bytes: u64,
+    pub(crate) max_files: u32,
+}
+
+impl Default for LogLimits {
+    /// The kubelet's defaults: 10 MiB, 5 files.
+    fn default() -> Self {
+        Self {
+            max_size_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
 }
 
 /// A ConfigMap or Secret volume as files.
@@ -65,30 +131,50 @@ pub(crate) struct FileMount {
     pub(crate) target: String,
     /// One file of the set mounted alone (`subPath`), rather than the folder.
     pub(crate) sub_path: Option<String>,
-    /// Relative path → content.
-    pub(crate) files: BTreeMap<String, String>,
-    /// The files' permission bits (`defaultMode`, 0644 unless set).
+    /// Relative path → content and permission bits (`items[].mode`, else `defaultMode`, else
+    /// 0644).
+    pub(crate) files: BTreeMap<String, FileEntry>,
+    /// `fsGroup`: the files' group, which may read them whatever their mode says for others.
+    pub(crate) group: Option<i64>,
+}
+
+/// One file of a ConfigMap or Secret volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct FileEntry {
+    pub(crate) content: String,
     pub(crate) mode: u32,
 }
 
 impl FileMount {
-    /// Writes the files afresh: a key removed from the ConfigMap disappears from the folder.
+    /// Writes the files afresh (a key removed from the ConfigMap disappears from the folder),
+    /// owned by `fsGroup` and group-readable as the kubelet leaves them. Where this user may not
+    /// give a file to that group (not root), the file is made readable by everyone instead, so
+    /// the container can still read what Kubernetes would let it read.
     pub(crate) fn write(&self) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = &self.host_dir;
         if dir.exists() {
             std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
-        for (name, content) in &self.files {
+        for (name, entry) in &self.files {
             let path = dir.join(name);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
                 std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
             }
-            std::fs::write(&path, content)
+            std::fs::write(&path, &entry.content)
                 .with_context(|| format!("writing {}", path.display()))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(self.mode))?;
+            let mut mode = entry.mode;
+            if let Some(gid) = self.group {
+                let gid = u32::try_from(gid).ok();
+                mode |= if std::os::unix::fs::chown(&path, None, gid).is_ok() {
+                    0o440
+                } else {
+                    0o444
+                };
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
@@ -105,7 +191,7 @@ impl FileMount {
 }
 
 /// A container port published on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Published {
     pub(crate) service: String,
     pub(crate) container_port: u16,
@@ -113,24 +199,15 @@ pub(crate) struct Published {
     pub(crate) host_port: u16,
 }
 
-/// The readiness probe, as the docker runtime runs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Readiness {
-    pub(crate) check: Check,
-    pub(crate) initial_delay_secs: u32,
-    pub(crate) period_secs: u32,
-    pub(crate) timeout_secs: u32,
-}
-
-/// One probe action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) enum Check {
-    /// A command run inside the container; exit code 0 means ready.
-    Exec(Vec<String>),
-    /// An HTTP GET on a container port; 200..400 means ready.
-    Http { port: u16, path: String },
-    /// A TCP connection to a container port.
-    Tcp { port: u16 },
+/// What the runtime's kubelet needs to supervise a container, carried by the container itself
+/// (label [`LABEL_SUPERVISION`]) as a pod carries its spec: the probes it was made with, not
+/// whatever the manifests say by the time the kubelet looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Supervision {
+    pub(crate) workload: String,
+    pub(crate) probes: Probes,
+    pub(crate) published: Vec<Published>,
+    pub(crate) stop_timeout_secs: i64,
 }
 
 impl ContainerPlan {
@@ -140,29 +217,60 @@ impl ContainerPlan {
         crate::digest::short_hash(&[&json], 16)
     }
 
+    /// What the kubelet needs of this plan.
+    pub(crate) fn supervision(&self) -> Supervision {
+        Supervision {
+            workload: self.workload.clone(),
+            probes: self.probes.clone(),
+            published: self.published.clone(),
+            stop_timeout_secs: self.stop_timeout_secs,
+        }
+    }
+
+    /// Whether a volume needs its root made writable before the container starts (which only a
+    /// process running as root can do).
+    pub(crate) fn needs_volume_setup(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| !matches!(m.source, VolumeSource::MemoryEmptyDir { .. }))
+    }
+
     /// The Engine API's create request for this plan.
     pub(crate) fn create_body(&self, names: &Names) -> ContainerCreateBody {
         let mut labels: HashMap<String, String> = self.labels.clone().into_iter().collect();
         labels.insert(LABEL_PLAN.to_owned(), self.hash());
+        labels.insert(
+            LABEL_SUPERVISION.to_owned(),
+            serde_json::to_string(&self.supervision()).unwrap_or_default(),
+        );
+        let volume_labels = HashMap::from([(LABEL_STACK.to_owned(), names.stack().to_owned())]);
         let mounts: Vec<Mount> = self
-            .tmpfs
+            .mounts
             .iter()
-            .map(|(path, size)| Mount {
-                target: Some(path.clone()),
-                typ: Some(MountType::TMPFS),
-                tmpfs_options: Some(MountTmpfsOptions {
-                    size_bytes: (*size > 0).then_some(*size),
-                    mode: Some(0o1777),
-                    ..MountTmpfsOptions::default()
-                }),
-                ..Mount::default()
+            .map(|mount| {
+                let (source, driver_config) = match &mount.source {
+                    VolumeSource::EmptyDir => (None, None),
+                    VolumeSource::MemoryEmptyDir { size_bytes } => {
+                        (None, Some(tmpfs_driver(*size_bytes, self.fs_group)))
+                    }
+                    VolumeSource::Claim { volume } => (Some(volume.clone()), None),
+                };
+                Mount {
+                    target: Some(mount.target.clone()),
+                    source,
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(mount.read_only),
+                    volume_options: Some(MountVolumeOptions {
+                        // A Kubernetes volume starts empty: nothing of the image is copied in.
+                        no_copy: Some(true),
+                        labels: source_is_anonymous(&mount.source)
+                            .then(|| volume_labels.clone()),
+                        driver_config,
+                        subpath: mount.sub_path.clone(),
+                    }),
+                    ..Mount::default()
+                }
             })
-            .chain(self.volumes.iter().map(|(path, volume)| Mount {
-                target: Some(path.clone()),
-                source: Some(volume.clone()),
-                typ: Some(MountType::VOLUME),
-                ..Mount::default()
-            }))
             .chain(self.file_mounts.iter().map(|files| Mount {
                 target: Some(files.target.clone()),
                 source: Some(files.source()),
@@ -199,12 +307,23 @@ impl ContainerPlan {
             readonly_rootfs: Some(self.read_only_root),
             cap_drop: self.drop_all_capabilities.then(|| vec!["ALL".to_owned()]),
             security_opt: Some(security_opt),
+            group_add: (!self.groups.is_empty())
+                .then(|| self.groups.iter().map(ToString::to_string).collect()),
             memory: self.memory_bytes,
             nano_cpus: self.nano_cpus,
             network_mode: Some(names.network()),
+            // The engine restarts a process that exits, as the kubelet does with restartPolicy
+            // Always; liveness failures are the runtime's kubelet's to act on.
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
+            }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_owned()),
+                config: Some(HashMap::from([
+                    ("max-size".to_owned(), self.log.max_size_bytes.to_string()),
+                    ("max-file".to_owned(), self.log.max_files.to_string()),
+                ])),
             }),
             init: Some(false),
             ..HostConfig::default()
@@ -217,17 +336,45 @@ impl ContainerPlan {
             image: Some(self.image.clone()),
             entrypoint: self.entrypoint.clone(),
             cmd: self.cmd.clone(),
+            working_dir: self.working_dir.clone(),
             env: Some(self.env.clone()),
             user: self.user.clone(),
             labels: Some(labels),
             exposed_ports: Some(exposed),
             hostname: Some(self.workload.clone()),
+            stop_timeout: Some(self.stop_timeout_secs),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(names.network(), endpoint)])),
             }),
             ..ContainerCreateBody::default()
         }
+    }
+}
+
+fn source_is_anonymous(source: &VolumeSource) -> bool {
+    !matches!(source, VolumeSource::Claim { .. })
+}
+
+/// A memory-backed `emptyDir`: a tmpfs the engine mounts before the container sees it, with the
+/// mode and group the kubelet gives one (world-writable with the sticky bit; with `fsGroup`,
+/// that group and the set-group-id bit). A tmpfs mounted by the container runtime itself would
+/// take the mode of the image's directory at that path instead.
+fn tmpfs_driver(size_bytes: i64, fs_group: Option<FsGroup>) -> MountVolumeOptionsDriverConfig {
+    let mut options = match fs_group {
+        Some(group) => format!("mode=3777,gid={}", group.gid),
+        None => "mode=1777".to_owned(),
+    };
+    if size_bytes > 0 {
+        options.push_str(&format!(",size={size_bytes}"));
+    }
+    MountVolumeOptionsDriverConfig {
+        name: Some("local".to_owned()),
+        options: Some(HashMap::from([
+            ("type".to_owned(), "tmpfs".to_owned()),
+            ("device".to_owned(), "tmpfs".to_owned()),
+            ("o".to_owned(), options),
+        ])),
     }
 }
 
@@ -240,10 +387,15 @@ pub(crate) struct Inputs<'a> {
     pub(crate) images: &'a BTreeMap<String, String>,
     /// Where ConfigMap and Secret volumes are written as files.
     pub(crate) files_root: &'a std::path::Path,
+    /// Log rotation (`WANDER_LOG_MAX_SIZE`, `WANDER_LOG_MAX_FILES`).
+    pub(crate) log: LogLimits,
 }
 
 /// Plans the container of one workload.
 pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<ContainerPlan> {
+    let what = |detail: &str| format!("{}: {detail}", workload.name);
+    super::supported::check(&workload.pod_spec)
+        .map_err(|err| anyhow!("{} ({}): {err}", workload.name, workload.file))?;
     let pod = &workload.pod_spec;
     let [container] = pod.containers.as_slice() else {
         bail!(
@@ -252,13 +404,6 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
             pod.containers.len()
         );
     };
-    if pod.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-        bail!(
-            "{}: init containers are not supported by the docker runtime",
-            workload.name
-        );
-    }
-    let what = |detail: &str| format!("{}: {detail}", workload.name);
 
     let manifest_image = container
         .image
@@ -302,6 +447,17 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
         (Some(uid), None) => Some(uid.to_string()),
         (None, _) => None,
     };
+    let fs_group = pod_sc.and_then(|s| s.fs_group).map(|gid| FsGroup {
+        gid,
+        only_on_root_mismatch: pod_sc.and_then(|s| s.fs_group_change_policy.as_deref())
+            == Some("OnRootMismatch"),
+    });
+    let mut groups: Vec<i64> = fs_group.iter().map(|g| g.gid).collect();
+    for gid in pod_sc.and_then(|s| s.supplemental_groups.as_ref()).into_iter().flatten() {
+        if !groups.contains(gid) {
+            groups.push(*gid);
+        }
+    }
     let read_only_root = sc.and_then(|s| s.read_only_root_filesystem) == Some(true);
     let drop_all_capabilities = sc
         .and_then(|s| s.capabilities.as_ref())
@@ -309,39 +465,55 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
         .is_some_and(|d| d.iter().any(|cap| cap == "ALL"));
     let no_new_privileges = sc.and_then(|s| s.allow_privilege_escalation) == Some(false);
 
-    let mut tmpfs = BTreeMap::new();
-    let mut volumes = BTreeMap::new();
+    let mut mounts = Vec::new();
     let mut file_mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
+        let read_only = mount.read_only == Some(true);
+        let sub_path = mount.sub_path.clone().filter(|p| !p.is_empty());
+        if let Some(sub) = &sub_path
+            && (sub.starts_with('/') || sub.split('/').any(|part| part == ".."))
+        {
+            bail!(what(&format!(
+                "volumeMounts {}: subPath {sub:?} must be a relative path inside the volume",
+                mount.name
+            )));
+        }
         let pod_volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name);
-        if let Some(volume) = pod_volume {
+        let source = if let Some(volume) = pod_volume {
             if let Some(empty_dir) = &volume.empty_dir {
-                let size = match &empty_dir.size_limit {
-                    Some(q) => memory_bytes(q).with_context(|| what(&mount.name))?,
-                    None => 0,
-                };
-                tmpfs.insert(mount.mount_path.clone(), size);
+                match empty_dir.medium.as_deref().unwrap_or_default() {
+                    "" => VolumeSource::EmptyDir,
+                    "Memory" => VolumeSource::MemoryEmptyDir {
+                        size_bytes: match &empty_dir.size_limit {
+                            Some(q) => memory_bytes(q).with_context(|| what(&volume.name))?,
+                            None => 0,
+                        },
+                    },
+                    other => bail!(what(&format!(
+                        "volume {}: emptyDir.medium {other:?} is not one Kubernetes knows; use \"\" or \"Memory\"",
+                        volume.name
+                    ))),
+                }
             } else if let Some(claim) = &volume.persistent_volume_claim {
-                volumes.insert(
-                    mount.mount_path.clone(),
-                    inputs.names.volume(&claim.claim_name, None),
-                );
+                VolumeSource::Claim {
+                    volume: inputs.names.volume(&claim.claim_name, None),
+                }
             } else if volume.config_map.is_some() || volume.secret.is_some() {
-                let (files, mode) =
-                    volume_files(volume, inputs).with_context(|| what(&volume.name))?;
+                let files = volume_files(volume, inputs).with_context(|| what(&volume.name))?;
                 file_mounts.push(FileMount {
                     host_dir: inputs
                         .files_root
                         .join(inputs.names.container(&workload.name))
                         .join(&volume.name),
                     target: mount.mount_path.clone(),
-                    sub_path: mount.sub_path.clone().filter(|p| !p.is_empty()),
+                    sub_path,
                     files,
-                    mode,
+                    group: fs_group.map(|g| g.gid),
                 });
+                continue;
             } else {
                 bail!(what(&format!(
-                    "volume {} is neither an emptyDir nor a claim, which the docker runtime does not support",
+                    "volume {} is neither an emptyDir, a claim, a ConfigMap nor a Secret, which the docker runtime does not support",
                     volume.name
                 )));
             }
@@ -350,13 +522,19 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
             .iter()
             .any(|t| t.metadata.name.as_deref() == Some(mount.name.as_str()))
         {
-            volumes.insert(
-                mount.mount_path.clone(),
-                inputs.names.volume(&mount.name, Some(&workload.name)),
-            );
+            VolumeSource::Claim {
+                volume: inputs.names.volume(&mount.name, Some(&workload.name)),
+            }
         } else {
             bail!(what(&format!("mount {} names no volume", mount.name)));
-        }
+        };
+        mounts.push(VolumeMount {
+            name: mount.name.clone(),
+            target: mount.mount_path.clone(),
+            source,
+            read_only,
+            sub_path,
+        });
     }
 
     let services = inputs.stack.services_of(workload);
@@ -399,12 +577,14 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
         .transpose()
         .with_context(|| what("cpu limit"))?;
 
-    let readiness = container
-        .readiness_probe
-        .as_ref()
-        .map(|probe| readiness(container, probe))
-        .transpose()
-        .with_context(|| what("readiness probe"))?;
+    let probes = probe::probes_of(container).with_context(|| what("probes"))?;
+    let stop_timeout_secs = match pod.termination_grace_period_seconds {
+        None => DEFAULT_GRACE_SECS,
+        Some(secs) if secs >= 0 => secs,
+        Some(secs) => bail!(what(&format!(
+            "terminationGracePeriodSeconds must not be negative, not {secs}"
+        ))),
+    };
 
     let mut labels: BTreeMap<String, String> = workload.labels.clone();
     labels.insert(LABEL_STACK.to_owned(), inputs.names.stack().to_owned());
@@ -416,29 +596,33 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
         image,
         entrypoint,
         cmd,
+        working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
         env,
         user,
+        groups,
         read_only_root,
         drop_all_capabilities,
         no_new_privileges,
-        tmpfs,
-        volumes,
+        mounts,
         file_mounts,
+        fs_group,
         aliases,
         published,
         memory_bytes,
         nano_cpus,
-        readiness,
+        probes,
+        stop_timeout_secs,
+        log: inputs.log,
         labels,
     })
 }
 
 /// The files of a ConfigMap or Secret volume (all keys, or the `items` chosen, under their
-/// paths) and their mode.
+/// paths), each with its mode: the item's `mode`, else the volume's `defaultMode`, else 0644.
 fn volume_files(
     volume: &k8s_openapi::api::core::v1::Volume,
     inputs: &Inputs<'_>,
-) -> anyhow::Result<(BTreeMap<String, String>, u32)> {
+) -> anyhow::Result<BTreeMap<String, FileEntry>> {
     let (data, items, default_mode): (BTreeMap<String, String>, _, _) =
         if let Some(source) = &volume.config_map {
             let map = inputs
@@ -466,77 +650,54 @@ fn volume_files(
         } else {
             bail!("not a ConfigMap or Secret volume");
         };
-    let files = match items {
-        None => data,
+    let mode_of = |value: Option<i32>, field: &str| {
+        u32::try_from(value.unwrap_or(0o644))
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| anyhow!("{field} must be between 0 and 0777 (511)"))
+    };
+    let default_mode = mode_of(default_mode, "defaultMode")?;
+    match items {
+        None => Ok(data
+            .into_iter()
+            .map(|(key, content)| {
+                (
+                    key,
+                    FileEntry {
+                        content,
+                        mode: default_mode,
+                    },
+                )
+            })
+            .collect()),
         Some(items) => items
             .iter()
             .map(|item| {
                 let content = data
                     .get(&item.key)
                     .ok_or_else(|| anyhow!("no key {} to project", item.key))?;
-                if item
-                    .path
-                    .split('/')
-                    .any(|part| part == ".." || part.is_empty())
+                if item.path.starts_with('/')
+                    || item
+                        .path
+                        .split('/')
+                        .any(|part| part == ".." || part.is_empty())
                 {
                     bail!("the item path {:?} must stay inside the volume", item.path);
                 }
-                Ok((item.path.clone(), content.clone()))
+                let mode = match item.mode {
+                    Some(_) => mode_of(item.mode, &format!("items {}: mode", item.key))?,
+                    None => default_mode,
+                };
+                Ok((
+                    item.path.clone(),
+                    FileEntry {
+                        content: content.clone(),
+                        mode,
+                    },
+                ))
             })
-            .collect::<anyhow::Result<_>>()?,
-    };
-    let mode = u32::try_from(default_mode.unwrap_or(0o644))
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| anyhow!("defaultMode must be between 0 and 0777"))?;
-    Ok((files, mode))
-}
-
-fn readiness(container: &Container, probe: &Probe) -> anyhow::Result<Readiness> {
-    let check = if let Some(exec) = &probe.exec {
-        Check::Exec(exec.command.clone().unwrap_or_default())
-    } else if let Some(http) = &probe.http_get {
-        Check::Http {
-            port: to_port(container_port(container, &http.port)?)?,
-            path: http.path.clone().unwrap_or_else(|| "/".to_owned()),
-        }
-    } else if let Some(tcp) = &probe.tcp_socket {
-        Check::Tcp {
-            port: to_port(container_port(container, &tcp.port)?)?,
-        }
-    } else {
-        bail!("only exec, httpGet and tcpSocket probes are supported");
-    };
-    let secs = |value: Option<i32>, default: u32| {
-        value.and_then(|v| u32::try_from(v).ok()).unwrap_or(default)
-    };
-    Ok(Readiness {
-        check,
-        initial_delay_secs: secs(probe.initial_delay_seconds, 0),
-        period_secs: secs(probe.period_seconds, 10).max(1),
-        timeout_secs: secs(probe.timeout_seconds, 1).max(1),
-    })
-}
-
-/// A port given by number or by the name of one of the container's ports.
-fn container_port(container: &Container, port: &IntOrString) -> anyhow::Result<i32> {
-    match port {
-        IntOrString::Int(number) => Ok(*number),
-        IntOrString::String(name) => container
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .map(|p| p.container_port)
-            .ok_or_else(|| anyhow!("the container has no port named {name}")),
+            .collect(),
     }
-}
-
-fn to_port(port: i32) -> anyhow::Result<u16> {
-    u16::try_from(port)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| anyhow!("{port} is not a TCP port"))
 }
 
 /// A Kubernetes memory quantity in bytes: `512Mi`, `1Gi`, `500M`, `1e6`, `1048576`.
@@ -587,11 +748,13 @@ pub(crate) fn nano_cpus(quantity: &Quantity) -> anyhow::Result<i64> {
     Ok(nanos as i64)
 }
 
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::runtime::docker::probe::{Check, Probe};
 
     struct Fixture {
         stack: Stack,
@@ -634,6 +797,7 @@ mod tests {
                     secrets: &self.secrets,
                     images: &self.images,
                     files_root: Path::new("/state/files"),
+                    log: LogLimits::default(),
                 },
             )
         }
@@ -661,7 +825,16 @@ mod tests {
         assert_eq!(env(&api, "LOG_FORMAT"), Some("json"));
         assert_eq!(api.user.as_deref(), Some("65532:65532"));
         assert!(api.read_only_root && api.drop_all_capabilities && api.no_new_privileges);
-        assert_eq!(api.tmpfs.keys().collect::<Vec<_>>(), ["/tmp"]);
+        assert_eq!(
+            api.mounts,
+            [VolumeMount {
+                name: "tmp".into(),
+                target: "/tmp".into(),
+                source: VolumeSource::EmptyDir,
+                read_only: false,
+                sub_path: None,
+            }]
+        );
         assert_eq!(api.aliases, ["api"]);
         assert_eq!(
             api.published,
@@ -675,12 +848,22 @@ mod tests {
         assert_eq!(api.memory_bytes, Some(256 * 1024 * 1024));
         assert_eq!(api.nano_cpus, Some(1_000_000_000));
         assert_eq!(
-            api.readiness.as_ref().map(|r| &r.check),
+            api.probes.readiness.as_ref().map(|r| &r.check),
             Some(&Check::Http {
                 port: 8080,
                 path: "/health".into()
             })
         );
+        assert_eq!(
+            api.probes.startup.as_ref().map(|r| &r.check),
+            Some(&Check::Http {
+                port: 8080,
+                path: "/livez".into()
+            })
+        );
+        assert!(api.probes.liveness.is_some());
+        assert_eq!(api.stop_timeout_secs, 30, "Kubernetes' default grace period");
+        assert_eq!(api.log, LogLimits::default());
         assert_eq!(
             api.labels.get(LABEL_STACK).map(String::as_str),
             Some("wander")
@@ -695,26 +878,34 @@ mod tests {
     fn the_database_keeps_its_data_in_a_named_volume_and_is_probed_inside() {
         let fixture = Fixture::new();
         let postgres = fixture.plan("postgres").unwrap();
-        assert_eq!(
+        let source = |target: &str| {
             postgres
-                .volumes
-                .get("/var/lib/postgresql/data")
-                .map(String::as_str),
-            Some("wander-data-postgres")
+                .mounts
+                .iter()
+                .find(|m| m.target == target)
+                .map(|m| m.source.clone())
+        };
+        assert_eq!(
+            source("/var/lib/postgresql/data"),
+            Some(VolumeSource::Claim {
+                volume: "wander-data-postgres".into()
+            })
         );
-        assert!(postgres.tmpfs.contains_key("/var/run/postgresql"));
+        assert_eq!(source("/var/run/postgresql"), Some(VolumeSource::EmptyDir));
+        assert_eq!(postgres.groups, [999], "fsGroup is a supplementary group");
+        assert!(postgres.fs_group.is_some_and(|g| g.gid == 999));
         assert!(
             postgres.published.is_empty(),
             "the database is not published"
         );
         assert_eq!(env(&postgres, "POSTGRES_PASSWORD"), Some("pw0"));
         assert_eq!(postgres.user.as_deref(), Some("999:999"));
-        let Some(Readiness {
+        let Some(Probe {
             check: Check::Exec(command),
             ..
-        }) = &postgres.readiness
+        }) = &postgres.probes.liveness
         else {
-            panic!("{:?}", postgres.readiness)
+            panic!("{:?}", postgres.probes)
         };
         assert_eq!(command[0], "pg_isready");
     }
@@ -731,8 +922,13 @@ mod tests {
             files.host_dir,
             Path::new("/state/files/wander-redis/config")
         );
-        assert!(files.files["redis.conf"].contains("maxmemory-policy allkeys-lru"));
-        assert_eq!(files.mode, 0o644);
+        assert!(
+            files.files["redis.conf"]
+                .content
+                .contains("maxmemory-policy allkeys-lru")
+        );
+        assert_eq!(files.files["redis.conf"].mode, 0o644);
+        assert_eq!(files.group, Some(999), "fsGroup owns the files");
         let body = redis.create_body(&fixture.names);
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let bind = mounts
@@ -763,8 +959,14 @@ mod tests {
             host_dir: dir.path().join("wander-redis/config"),
             target: "/etc/redis".into(),
             sub_path: None,
-            files: BTreeMap::from([("redis.conf".to_owned(), "port 1\n".to_owned())]),
-            mode: 0o640,
+            files: BTreeMap::from([(
+                "redis.conf".to_owned(),
+                FileEntry {
+                    content: "port 1\n".to_owned(),
+                    mode: 0o640,
+                },
+            )]),
+            group: None,
         };
         std::fs::create_dir_all(&mount.host_dir).unwrap();
         std::fs::write(mount.host_dir.join("stale.conf"), "old").unwrap();

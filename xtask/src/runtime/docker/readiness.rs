@@ -1,14 +1,15 @@
-//! Waiting for a container to be ready: its readiness probe, run by us, and the rules that turn
-//! what the engine reports into "ready", "keep waiting" or "failed, and why".
+//! Waiting for a container to be ready: its startup probe until it passes, then its readiness
+//! probe (with its success threshold), run by us, and the rules that turn what the engine
+//! reports into "ready", "keep waiting" or "failed, and why".
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use futures_util::StreamExt as _;
 
 use super::DockerRuntime;
-use super::plan::{Check, ContainerPlan};
+use super::plan::ContainerPlan;
+use super::probe::{self, Change, Probe, Target, Tracker};
 
 /// What one look at a container found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,13 @@ pub(crate) async fn wait(
         None => None,
     };
     let mut last_exit: Option<i64> = None;
+    let mut gates = Gates::new(plan);
+    let delay = plan
+        .probes
+        .startup
+        .as_ref()
+        .or(plan.probes.readiness.as_ref())
+        .map_or(Duration::ZERO, Probe::initial_delay);
     loop {
         let Some(details) = runtime.inspect(name).await? else {
             bail!(
@@ -120,14 +128,17 @@ pub(crate) async fn wait(
             restarts,
             probe: None,
         };
-        if running && let Some(readiness) = &plan.readiness {
-            let delay = Duration::from_secs(readiness.initial_delay_secs.into());
+        if running {
+            let ip = super::describe(&details, &runtime.names().network()).ip;
+            let target = Target {
+                container: name,
+                ip: ip.as_deref(),
+                published: &plan.published,
+            };
             seen.probe = Some(if started.elapsed() < delay {
                 Err("initial delay".to_owned())
             } else {
-                let ip = super::describe(&details, &runtime.names().network()).ip;
-                let deadline = Duration::from_secs(readiness.timeout_secs.into());
-                probe(runtime, plan, &readiness.check, ip.as_deref(), deadline).await
+                gates.check(runtime, target).await
             });
         }
         match assess(&seen) {
@@ -204,9 +215,59 @@ pub(crate) async fn check_once(
     plan: &ContainerPlan,
     ip: Option<&str>,
 ) -> Option<Result<(), String>> {
-    let readiness = plan.readiness.as_ref()?;
-    let deadline = Duration::from_secs(readiness.timeout_secs.into());
-    Some(probe(runtime, plan, &readiness.check, ip, deadline).await)
+    let readiness = plan.probes.readiness.as_ref()?;
+    let target = Target {
+        container: &plan.container_name,
+        ip,
+        published: &plan.published,
+    };
+    Some(probe::run(runtime.docker(), &readiness.check, target, readiness.timeout()).await)
+}
+
+/// The probes `dev` waits on, in the kubelet's order: the startup probe until it passes, then
+/// the readiness probe until it has passed as often in a row as its success threshold says.
+struct Gates {
+    startup: Option<(Probe, Tracker)>,
+    readiness: Option<(Probe, Tracker)>,
+}
+
+impl Gates {
+    fn new(plan: &ContainerPlan) -> Self {
+        let gate = |probe: &Option<Probe>| {
+            probe
+                .as_ref()
+                .map(|p| (p.clone(), Tracker::new(p, false)))
+        };
+        Self {
+            startup: gate(&plan.probes.startup),
+            readiness: gate(&plan.probes.readiness),
+        }
+    }
+
+    /// One look: `Ok` once every gate has passed, else why not yet.
+    async fn check(&mut self, runtime: &DockerRuntime, target: Target<'_>) -> Result<(), String> {
+        for (which, gate) in [("startup", &mut self.startup), ("readiness", &mut self.readiness)] {
+            let Some((probe, tracker)) = gate else { continue };
+            if tracker.passing() {
+                continue;
+            }
+            // Poll fast, whatever the probe's period: it is for a cluster under load, not for
+            // a developer waiting.
+            let result = probe::run(runtime.docker(), &probe.check, target, probe.timeout()).await;
+            if tracker.record(&result) == Change::Passed {
+                continue;
+            }
+            return Err(match result {
+                Err(why) if which == "startup" => format!("starting: {why}"),
+                Err(why) => why,
+                Ok(()) => format!(
+                    "{which} probe passed, {} more in a row needed",
+                    probe.success_threshold.saturating_sub(1)
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn indent_logs(logs: &str) -> String {
@@ -215,78 +276,6 @@ fn indent_logs(logs: &str) -> String {
     }
     let lines: Vec<String> = logs.lines().map(|l| format!("  | {l}")).collect();
     format!("  its last log lines:\n{}", lines.join("\n"))
-}
-
-/// Runs one probe. HTTP and TCP probes go to the published host port when there is one (which
-/// also works where container addresses are not routable, as on Docker Desktop), else to the
-/// container's address on the stack network.
-async fn probe(
-    runtime: &DockerRuntime,
-    plan: &ContainerPlan,
-    check: &Check,
-    ip: Option<&str>,
-    deadline: Duration,
-) -> Result<(), String> {
-    let address = |port: u16| -> Result<SocketAddr, String> {
-        if let Some(p) = plan.published.iter().find(|p| p.container_port == port) {
-            return format!("{}:{}", p.host_ip, p.host_port)
-                .parse()
-                .map_err(|_| format!("bad host address {}", p.host_ip));
-        }
-        let ip = ip.ok_or("no address on the stack network yet")?;
-        format!("{ip}:{port}")
-            .parse()
-            .map_err(|_| format!("bad container address {ip}"))
-    };
-    match check {
-        Check::Exec(command) => {
-            match tokio::time::timeout(
-                deadline.max(Duration::from_secs(2)),
-                super::exec::capture(runtime.docker(), &plan.container_name, command, None, &[]),
-            )
-            .await
-            {
-                Err(_) => Err(format!("`{}` timed out", command.join(" "))),
-                Ok(Err(err)) => Err(format!("`{}` could not run: {err:#}", command.join(" "))),
-                Ok(Ok(out)) if out.exit_code == 0 => Ok(()),
-                Ok(Ok(out)) => Err(format!(
-                    "`{}` exited with {}",
-                    command.join(" "),
-                    out.exit_code
-                )),
-            }
-        }
-        Check::Http { port, path } => {
-            let addr = address(*port)?;
-            let url = format!("http://{addr}{path}");
-            let client = reqwest::Client::builder()
-                .timeout(deadline)
-                .build()
-                .map_err(|e| e.to_string())?;
-            match client.get(&url).send().await {
-                Ok(response) if (200..400).contains(&response.status().as_u16()) => Ok(()),
-                Ok(response) => Err(format!("GET {path} answered {}", response.status())),
-                Err(err) if err.is_timeout() => Err(format!(
-                    "GET {path}: no answer within {}s",
-                    deadline.as_secs_f32()
-                )),
-                // Refused, or (through Docker's port proxy, which accepts for a container that
-                // is not listening yet) reset before an answer: the normal state while it starts.
-                Err(err) if err.is_connect() || err.is_request() => {
-                    Err(format!("GET {path}: not answering yet"))
-                }
-                Err(err) => Err(format!("GET {path}: {err}")),
-            }
-        }
-        Check::Tcp { port } => {
-            let addr = address(*port)?;
-            match tokio::time::timeout(deadline, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(err)) => Err(format!("port {port}: {err}")),
-                Err(_) => Err(format!("port {port}: timed out")),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub(crate) struct Session {
     pub(crate) root: std::path::PathBuf,
     /// Where ConfigMap and Secret volumes are written as files (in the state folder).
     pub(crate) files_root: std::path::PathBuf,
+    /// Log rotation of the containers.
+    pub(crate) log: super::plan::LogLimits,
 }
 
 /// Whether secrets may be created: only `dev` does; the others need an existing stack.
@@ -55,6 +57,7 @@ impl Session {
             secrets,
             root: ctx.root().to_path_buf(),
             files_root: state.path().join("files"),
+            log: ctx.config().log,
         })
     }
 
@@ -74,6 +77,7 @@ impl Session {
             secrets: &self.secrets,
             images,
             files_root: &self.files_root,
+            log: self.log,
         };
         self.stack
             .workloads

@@ -62,6 +62,7 @@ pub(crate) async fn collect(session: &KindSession, context: &str) -> anyhow::Res
         stack: format!("{context}/{namespace}"),
         healthy: !services.is_empty() && services.iter().all(|s| s.health == "healthy"),
         services,
+        notes: Vec::new(),
     })
 }
 
