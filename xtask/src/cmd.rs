@@ -22,6 +22,42 @@ pub(crate) struct Cmd {
     dir: Option<PathBuf>,
 }
 
+/// A child started in a process group of its own; dropped before it has ended, the whole group
+/// is killed, its own children too (which killing the child alone would leave running).
+#[derive(Debug)]
+pub(crate) struct GroupChild(tokio::process::Child);
+
+impl std::ops::Deref for GroupChild {
+    type Target = tokio::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for GroupChild {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        // `id()` is None once the child has been waited for: nothing of it is left to stop.
+        if let Some(pid) = self.0.id() {
+            kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Sends `signal` to the process group led by `pid` (a child started by [`Cmd::spawn`] or
+/// [`Cmd::spawn_piped`]).
+pub(crate) fn kill_group(pid: u32, signal: nix::sys::signal::Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
 /// How a command that may be interrupted ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finished {
@@ -136,7 +172,9 @@ impl Cmd {
     }
 
     /// Starts the command in the background with its output sent to `stdout` and `stderr`,
-    /// for a server that the caller stops (the returned child is not killed on drop).
+    /// for a server that the caller stops (the returned child is not killed on drop). It runs in
+    /// a process group of its own, whose id is its process id, so that the caller can stop it
+    /// with everything it started ([`kill_group`]).
     pub(crate) fn spawn(
         &self,
         ctx: &Context,
@@ -144,7 +182,9 @@ impl Cmd {
         stderr: impl Into<Stdio>,
     ) -> anyhow::Result<Child> {
         self.echo(ctx);
-        self.std()
+        let mut command = self.std();
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -153,15 +193,19 @@ impl Cmd {
     }
 
     /// Starts the command with stdout and stderr piped to the caller, as a child that is killed
-    /// when dropped: abandoning the caller (Ctrl-C, SIGTERM) leaves no process behind.
-    pub(crate) fn spawn_piped(&self, ctx: &Context) -> anyhow::Result<tokio::process::Child> {
+    /// with every process it started when dropped: abandoning the caller (Ctrl-C, or a SIGTERM
+    /// sent to the xtask alone) leaves no compiler or download behind.
+    pub(crate) fn spawn_piped(&self, ctx: &Context) -> anyhow::Result<GroupChild> {
         self.echo(ctx);
-        tokio::process::Command::from(self.std())
+        let mut command = self.std();
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        tokio::process::Command::from(command)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
+            .map(GroupChild)
             .with_context(|| format!("could not start `{self}`"))
     }
 

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::runtime::RuntimeKind;
-use crate::runtime::docker::{kubelet, readiness};
 use crate::runtime::docker::session::{SecretsMode, Session};
+use crate::runtime::docker::{kubelet, readiness};
 use crate::runtime::kind::cluster::KindCli;
 use crate::runtime::kind::session::KindSession;
 

@@ -15,8 +15,7 @@ use anyhow::{Context as _, bail};
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt as _;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::Image;
 use super::build::{build, image_exists};
@@ -410,8 +409,9 @@ async fn run_streaming(
     Ok(())
 }
 
-/// A child process that is stopped if it is dropped while still running: SIGTERM first, so that
-/// debootstrap can unmount what it mounted in the target, then SIGKILL after [`STOP_GRACE`].
+/// A child process that is stopped, with every process it started, if it is dropped while still
+/// running: SIGTERM first, so that debootstrap can unmount what it mounted in the target, then
+/// SIGKILL after [`STOP_GRACE`].
 struct ChildGuard(Option<Child>);
 
 impl ChildGuard {
@@ -438,17 +438,17 @@ impl Drop for ChildGuard {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
+        // The whole group: debootstrap's downloads and chroot'ed helpers too.
+        crate::cmd::kill_group(child.id(), Signal::SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                crate::cmd::kill_group(child.id(), Signal::SIGKILL);
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
+        crate::cmd::kill_group(child.id(), Signal::SIGKILL);
         let _ = child.wait();
     }
 }

@@ -341,3 +341,37 @@ pub async fn busybox_image() -> String {
     }
     reference
 }
+
+/// The processes that carry this stack's name in their environment (all a test's runs of the
+/// xtask, and what they start, do): process id and command line.
+pub fn processes_of(stack: &str) -> Vec<(u32, String)> {
+    let marker = format!("WANDER_STACK={stack}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&environ)
+            .split('\0')
+            .any(|var| var == marker)
+        {
+            continue;
+        }
+        // A zombie has ended: only its exit status is left for its parent to collect.
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if state
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push((pid, cmdline.trim().to_owned()));
+    }
+    found
+}

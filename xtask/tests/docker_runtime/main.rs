@@ -72,7 +72,13 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     let run = stack.run(&["status"]);
     run.assert_ok();
     assert!(run.stdout.starts_with("SERVICE"), "{run:#?}");
-    assert_eq!(run.stdout.matches("healthy").count(), 4, "{run:#?}");
+    let health: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(health, ["healthy"; 4], "{run:#?}");
 
     // logs api: the API's own lines, unprefixed; logs: everything, prefixed per service.
     let run = stack.run(&["logs", "api"]);
@@ -88,9 +94,12 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     }
 
     // db-shell -c runs one statement non-interactively.
-    let run = stack.run(&["db-shell", "-c", "SELECT count(*) FROM deployments"]);
+    let run = stack.run(&["db-shell", "-c", "SELECT 'n=' || count(*) FROM deployments"]);
     run.assert_ok();
-    assert!(run.stdout.contains("28"), "{run:#?}");
+    assert!(
+        run.stdout.split_whitespace().any(|word| word == "n=28"),
+        "{run:#?}"
+    );
     // A failing statement fails the command with psql's exit code and message.
     let run = stack.run(&["db-shell", "-c", "SELECT * FROM no_such_table"]);
     assert_ne!(run.code, Some(0), "{run:#?}");
@@ -176,6 +185,28 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     assert!(run.stderr.contains("(0 of 4 services changed)"), "{run:#?}");
     assert_eq!(container_ids(&stack.name).await, before);
 
+    // A forward to the API, opened before the API is replaced below, reaches the new one after.
+    let api_local = helpers::free_port();
+    let mut api_forward = stack
+        .command(&["port-forward", "api", &api_local.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let through_forward = |port: u16| async move {
+        let started = std::time::Instant::now();
+        loop {
+            match reqwest::get(format!("http://127.0.0.1:{port}/health")).await {
+                Ok(response) if response.status() == 200 => return,
+                _ if started.elapsed().as_secs() < 20 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => panic!("no answer through the forward: {other:?}"),
+            }
+        }
+    };
+    through_forward(api_local).await;
+    let api_before = api_container_id(&stack).await;
+
     // A change to one service replaces that service only.
     let manifests = copy_manifests();
     edit(
@@ -196,6 +227,12 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
         3,
         "only the API's container may change"
     );
+    // The old API container is gone, so an answer through the same forward is the new one's.
+    assert_ne!(api_container_id(&stack).await, api_before);
+    assert!(!after.contains(&api_before));
+    through_forward(api_local).await;
+    api_forward.kill().unwrap();
+    api_forward.wait().unwrap();
 
     // WANDER_REDIS_IMAGE runs another image for one service (here the same image under a name
     // of its own, so that it must be found by that name) and replaces that service only.
@@ -253,6 +290,17 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     let run = stack.run(&["down", "--volumes"]);
     run.assert_ok();
     assert_eq!(leftovers(&stack.name).await, (0, 0, 0));
+}
+
+/// The id of the stack's API container.
+async fn api_container_id(stack: &TestStack) -> String {
+    helpers::docker()
+        .await
+        .inspect_container(&format!("{}-api", stack.name), None)
+        .await
+        .unwrap()
+        .id
+        .unwrap()
 }
 
 async fn container_ids(stack: &str) -> Vec<String> {
@@ -379,7 +427,7 @@ fn commands_other_than_dev_ask_for_dev_first_on_a_fresh_checkout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_stops_dev_at_once_and_leaves_no_process_behind() {
+async fn ctrl_c_while_waiting_stops_dev_at_once_and_the_next_run_keeps_its_container() {
     use std::io::{BufRead as _, BufReader};
     let image = helpers::busybox_image().await;
     let manifests =
@@ -401,41 +449,114 @@ async fn ctrl_c_stops_dev_at_once_and_leaves_no_process_behind() {
         );
         seen.push_str(&line);
     }
+    // Interrupted once its container exists (dev then waits for it to be ready, forever).
+    let container = format!("{}-broken", stack.name);
+    let docker = helpers::docker().await;
+    let started = std::time::Instant::now();
+    let id = loop {
+        if let Ok(details) = docker.inspect_container(&container, None).await {
+            break details.id.unwrap();
+        }
+        assert!(started.elapsed().as_secs() < 60, "no container: {seen}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let status = interrupt(&mut child);
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("interrupted"), "{seen}{rest}");
+    // What dev leaves running is the stack's kubelet, which watches the container it made.
+    let left = helpers::processes_of(&stack.name);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].1.contains(" kubelet"), "{left:?}");
+    // Running dev again continues from there: the container it made is the one it waits for.
+    let run = stack.run(&["dev", "--no-open", "--timeout", "1"]);
+    run.assert_fails_with("broken was not ready after 1s");
+    let again = docker.inspect_container(&container, None).await.unwrap();
+    assert_eq!(again.id.as_deref(), Some(id.as_str()), "{run:#?}");
+    // down stops the kubelet too.
+    stack.run(&["down"]).assert_ok();
+    assert_eq!(helpers::processes_of(&stack.name), []);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_an_image_build_ends_the_build_and_everything_it_started() {
+    use std::io::{BufRead as _, BufReader};
+    // A Debian mirror that takes connections and never answers: the stand-in image's
+    // debootstrap (a new mirror is a new image) and the download it runs wait there.
+    let mirror = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mirror.local_addr().unwrap().port();
+    let (connected, downloading) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in mirror.incoming().flatten().take(64) {
+            held.push(connection);
+            let _ = connected.send(());
+        }
+    });
+    let mut stack = TestStack::new("ctrlc-build");
+    stack.extra_env.push((
+        "WANDER_DEBIAN_MIRROR".into(),
+        format!("http://127.0.0.1:{port}/debian"),
+    ));
+    let mut child = stack
+        .command(&["-v", "dev", "--no-open"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dev_pid = child.id();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("debootstrap") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "dev ended before building a stand-in: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    // debootstrap runs, and under it the download, which has reached the mirror and waits.
+    downloading
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no download reached the mirror: {seen}"));
+    let running: Vec<_> = helpers::processes_of(&stack.name)
+        .into_iter()
+        .filter(|(pid, _)| *pid != dev_pid)
+        .collect();
+    assert!(running.len() >= 2, "{running:?}");
+    let status = interrupt(&mut child);
+    assert_eq!(status.code(), Some(130), "{seen}");
+    // Nothing it started is left: not debootstrap, not its download.
+    let started = std::time::Instant::now();
+    loop {
+        let left = helpers::processes_of(&stack.name);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "processes outlived the interrupted dev: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGINT to `child` (a dev) and waits until it has exited: within 30 s, or the test fails.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     let sent = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            eprintln!("dev stopped {:?} after SIGINT", sent.elapsed());
+            return status;
         }
         assert!(
             sent.elapsed().as_secs() < 30,
             "dev still runs 30 s after Ctrl-C"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    eprintln!("dev stopped {:?} after SIGINT", sent.elapsed());
-    assert_eq!(status.code(), Some(130));
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(rest.contains("interrupted"), "{seen}{rest}");
-    // Nothing started by that run is still running: no process carries its stack's name.
-    let marker = format!("WANDER_STACK={}", stack.name);
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let environ = String::from_utf8_lossy(&environ);
-        assert!(
-            !environ.split('\0').any(|var| var == marker),
-            "process {:?} outlived the interrupted dev",
-            entry.file_name()
-        );
     }
-    // Running dev again continues from there: the container it made is reused, not recreated.
-    let run = stack.run(&["dev", "--no-open", "--timeout", "1"]);
-    run.assert_fails_with("broken was not ready after 1s");
-    assert!(!run.stderr.contains("created"), "{run:#?}");
 }
 
 #[test]
@@ -556,4 +677,115 @@ async fn bad_settings_are_refused_naming_the_variable_and_touch_nothing() {
         (0, 0, 0),
         "nothing is created"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_stays_healthy_under_traffic_past_its_first_snapshot_and_checkpoint() {
+    // The test's own manifests: Redis snapshots 5 s after a write (60 s by default), PostgreSQL
+    // checkpoints every 30 s (5 minutes by default) and says so in its log.
+    let manifests = copy_manifests();
+    edit(manifests.path(), "config.yaml", "save 60 1", "save 5 1");
+    edit(
+        manifests.path(),
+        "postgres.yaml",
+        "          imagePullPolicy: IfNotPresent\n",
+        "          imagePullPolicy: IfNotPresent\n          args: [postgres, -c, checkpoint_timeout=30s, -c, log_checkpoints=on]\n",
+    );
+    let mut stack = TestStack::new("soak");
+    stack.extra_env.push((
+        "WANDER_MANIFESTS".into(),
+        manifests.path().to_string_lossy().into_owned(),
+    ));
+    stack.run(&["dev", "--no-open"]).assert_ok();
+    let token = stack.run(&["token"]).stdout.trim().to_owned();
+
+    // Light traffic for longer than both intervals: a write and a read every 100 ms.
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    let mut failures = Vec::new();
+    let started = std::time::Instant::now();
+    let mut written = 0;
+    while started.elapsed() < std::time::Duration::from_secs(40) {
+        written += 1;
+        let response = client
+            .post(stack.api("/api/deployments"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "service_id": 1 + written % 4, "environment_id": 1 + written % 3,
+                "version": format!("v0.0.{written}"), "deployed_by": "soak@test"
+            }))
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status() == 201 => {
+                let body: Value = response.json().await.unwrap();
+                acknowledged.push((body["id"].as_i64().unwrap(), format!("v0.0.{written}")));
+            }
+            Ok(response) => failures.push(format!("POST: {}", response.status())),
+            Err(err) => failures.push(format!("POST: {err}")),
+        }
+        match client
+            .get(stack.api("/api/deployments?limit=5"))
+            .send()
+            .await
+        {
+            Ok(response) if response.status() == 200 => {}
+            Ok(response) => failures.push(format!("GET: {}", response.status())),
+            Err(err) => failures.push(format!("GET: {err}")),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(acknowledged.len() > 100, "{} writes", acknowledged.len());
+
+    // Both timers went off, and succeeded.
+    let logs = stack.run(&["logs", "redis"]);
+    logs.assert_ok();
+    assert!(
+        logs.stdout
+            .contains("Background saving terminated with success"),
+        "no Redis snapshot: {logs:#?}"
+    );
+    assert!(!logs.stdout.contains("MISCONF"), "{logs:#?}");
+    let logs = stack.run(&["logs", "postgres"]);
+    assert!(
+        logs.stdout.contains("checkpoint complete"),
+        "no PostgreSQL checkpoint: {logs:#?}"
+    );
+
+    // /health and status agree that everything is well.
+    let health: Value = reqwest::get(stack.api("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let run = stack.run(&["status", "--json"]);
+    run.assert_ok();
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status["healthy"], true, "{status}");
+    assert!(status.get("notes").is_none(), "the kubelet runs: {status}");
+    for service in status["services"].as_array().unwrap() {
+        assert_eq!(service["health"], "healthy", "{service}");
+        assert_eq!(service["restarts"], 0, "{service}");
+    }
+
+    // A second dev changes nothing.
+    let run = stack.run(&["dev", "--no-open"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("(0 of 4 services changed)"), "{run:#?}");
+
+    // Every acknowledged write is there, as written.
+    for (id, version) in &acknowledged {
+        let body: Value = client
+            .get(stack.api(&format!("/api/deployments/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["version"], version.as_str(), "{body}");
+    }
 }

@@ -67,11 +67,6 @@ impl Files {
             log: state_dir.join(format!("kubelet-{stack}.log")),
         }
     }
-
-    /// The event log, for messages that point at it.
-    pub(crate) fn log(&self) -> &Path {
-        &self.log
-    }
 }
 
 /// What the kubelet reports of the stack, for `status`.
@@ -128,7 +123,7 @@ fn running_pid(files: &Files) -> Option<i32> {
 pub(crate) fn ensure_running(ctx: &Context) -> anyhow::Result<()> {
     let state = ctx.state();
     let files = Files::new(state.path(), &ctx.config().stack_name);
-    let exe = std::env::current_exe().context("finding the xtask's own program")?;
+    let exe = own_program()?;
     if let Some(pid) = running_pid(&files) {
         if runs_program(pid, &exe) {
             return Ok(());
@@ -151,7 +146,9 @@ pub(crate) fn ensure_running(ctx: &Context) -> anyhow::Result<()> {
         .stderr(log);
     // Its own process group: Ctrl-C in the terminal of `dev` is not for it.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().context("starting the docker runtime's kubelet")?;
+    let mut child = command
+        .spawn()
+        .context("starting the docker runtime's kubelet")?;
     // Up once it holds its lock; a start that fails says why in its log.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
@@ -170,6 +167,17 @@ pub(crate) fn ensure_running(ctx: &Context) -> anyhow::Result<()> {
         "the docker runtime's kubelet did not start within 5 s; see {}",
         files.log.display()
     )
+}
+
+/// This program's path. When its file was replaced while it ran (a rebuild of the xtask), the
+/// kernel names the old one `<path> (deleted)`: the new build at the path is the one to start.
+fn own_program() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the xtask's own program")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    Ok(PathBuf::from(text.trim_end_matches(" (deleted)")))
 }
 
 /// Whether process `pid` runs `exe` as it is now (not an older, since replaced, build).
@@ -224,7 +232,10 @@ pub(crate) async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     write!(lock, "{}", std::process::id())?;
     lock.flush()?;
     let events = Events::open(&files.log)?;
-    events.say(&format!("supervising stack {stack} (process {})", std::process::id()));
+    events.say(&format!(
+        "supervising stack {stack} (process {})",
+        std::process::id()
+    ));
     let docker = crate::docker::connect().await?;
     let runtime = DockerRuntime::new(docker, Names::new(stack));
     let shared = Shared::new(events);
@@ -304,13 +315,14 @@ impl Shared {
 
     fn update(&self, name: &str, id: &str, change: impl FnOnce(&mut ContainerReport)) {
         if let Ok(mut report) = self.report.lock() {
-            let entry = report
-                .containers
-                .entry(name.to_owned())
-                .or_insert_with(|| ContainerReport {
-                    id: id.to_owned(),
-                    ..ContainerReport::default()
-                });
+            let entry =
+                report
+                    .containers
+                    .entry(name.to_owned())
+                    .or_insert_with(|| ContainerReport {
+                        id: id.to_owned(),
+                        ..ContainerReport::default()
+                    });
             if entry.id != id {
                 *entry = ContainerReport {
                     id: id.to_owned(),
@@ -364,9 +376,7 @@ pub(crate) async fn supervise_stack(
                 );
             }
             if let Ok(mut report) = shared.report.lock() {
-                report
-                    .containers
-                    .retain(|_, c| tasks.contains_key(&c.id));
+                report.containers.retain(|_, c| tasks.contains_key(&c.id));
             }
         }
         write_report(report_file, &shared.report());
@@ -514,9 +524,8 @@ async fn wait_running(runtime: &DockerRuntime, id: &str) -> Option<String> {
         match runtime.inspect(id).await {
             Ok(None) => return None,
             Ok(Some(details)) => {
-                let state = details.state.as_ref();
-                if state.and_then(|s| s.running) == Some(true) {
-                    return Some(state?.started_at.clone().unwrap_or_default());
+                if super::is_running(&details) {
+                    return Some(details.state?.started_at.unwrap_or_default());
                 }
             }
             Err(_) => {}
@@ -550,15 +559,27 @@ async fn one_run(
         tracker: Tracker::new(probe, passing),
         due: start + probe.initial_delay(),
     };
-    let mut startup = spec.probes.startup.as_ref().map(|p| schedule("startup", p, false));
-    let mut liveness = spec.probes.liveness.as_ref().map(|p| schedule("liveness", p, true));
+    let mut startup = spec
+        .probes
+        .startup
+        .as_ref()
+        .map(|p| schedule("startup", p, false));
+    let mut liveness = spec
+        .probes
+        .liveness
+        .as_ref()
+        .map(|p| schedule("liveness", p, true));
     let mut readiness = spec
         .probes
         .readiness
         .as_ref()
         .map(|p| schedule("readiness", p, false));
     shared.update(name, id, |c| {
-        c.ready = if readiness.is_some() { Some(false) } else { Some(true) };
+        c.ready = if readiness.is_some() {
+            Some(false)
+        } else {
+            Some(true)
+        };
     });
     loop {
         // Which probes may run: only the startup probe until it has passed.
@@ -578,7 +599,7 @@ async fn one_run(
             Err(_) => continue,
         };
         let state = details.state.as_ref();
-        let same_run = state.and_then(|s| s.running) == Some(true)
+        let same_run = super::is_running(&details)
             && state.and_then(|s| s.started_at.as_deref()) == Some(started_at);
         if !same_run {
             return Ended::Stopped;
@@ -591,9 +612,10 @@ async fn one_run(
             ip: ip.as_deref(),
             published: &spec.published,
         };
-        let results = futures_util::future::join_all(due.iter().map(|s| {
-            probe::run(runtime.docker(), &s.probe.check, target, s.probe.timeout())
-        }))
+        let results = futures_util::future::join_all(
+            due.iter()
+                .map(|s| probe::run(runtime.docker(), &s.probe.check, target, s.probe.timeout())),
+        )
         .await;
         for (scheduled, result) in due.into_iter().zip(results) {
             scheduled.due = Instant::now() + scheduled.probe.period();

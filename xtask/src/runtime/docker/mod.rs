@@ -3,6 +3,8 @@
 //! so `status`, `logs` and `down` find exactly what this tool owns.
 
 pub(crate) mod exec;
+#[cfg(test)]
+mod fidelity_tests;
 pub(crate) mod kubelet;
 pub(crate) mod logs;
 pub(crate) mod names;
@@ -450,6 +452,15 @@ impl DockerRuntime {
     }
 }
 
+/// Whether the container's process runs: the engine reports `running` also while it restarts
+/// one.
+pub(crate) fn is_running(details: &ContainerInspectResponse) -> bool {
+    details
+        .state
+        .as_ref()
+        .is_some_and(|s| s.running == Some(true) && s.restarting != Some(true))
+}
+
 /// The grace period a container was made with (`terminationGracePeriodSeconds`).
 fn current_grace(details: &ContainerInspectResponse) -> i64 {
     details
@@ -599,30 +610,121 @@ mod tests {
         again.unwrap();
     }
 
+    /// The redis workload of the manifests as a plan running `sleep` in the toolbox image.
+    fn sleeping_plan(names: &Names, toolbox: &str, files: &std::path::Path) -> ContainerPlan {
+        let root = crate::Context::for_tests().root().to_owned();
+        let stack = Stack::load(&root.join("manifests")).unwrap();
+        let redis = stack.workload("redis").unwrap();
+        let image = redis.pod_spec.containers[0].image.clone().unwrap();
+        let secrets = serde_json::from_str(r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
+        let inputs = plan::Inputs {
+            stack: &stack,
+            names,
+            secrets: &secrets,
+            images: &BTreeMap::from([(image, toolbox.to_owned())]),
+            files_root: files,
+            log: plan::LogLimits::default(),
+        };
+        let mut plan = plan::plan(redis, &inputs).unwrap();
+        plan.entrypoint = None;
+        plan.cmd = Some(vec!["sleep".into(), "600".into()]);
+        plan.published.clear();
+        plan.probes = probe::Probes::default();
+        // `sleep` as the container's first process ignores SIGTERM: no grace to wait out.
+        plan.stop_timeout_secs = 1;
+        plan
+    }
+
+    #[tokio::test]
+    async fn apply_leaves_starts_or_replaces_a_container_and_refuses_someone_elses() {
+        with_engine("docker-apply", |docker, toolbox| async move {
+            let names = Names::new(format!("t{}-apply", std::process::id()));
+            let runtime = DockerRuntime::new(docker.clone(), names.clone());
+            let files = tempfile::tempdir().unwrap();
+            let plan = sleeping_plan(&names, &toolbox, files.path());
+            let id = |runtime: DockerRuntime, name: String| async move {
+                runtime.inspect(&name).await.unwrap().and_then(|c| c.id)
+            };
+            let name = plan.container_name.clone();
+            let outcome = async {
+                runtime.ensure_network().await?;
+                let created = runtime.apply(&plan).await?;
+                let first = id(runtime.clone(), name.clone()).await;
+                let unchanged = runtime.apply(&plan).await?;
+                // Stopped (a reboot, `docker stop`): the same container is started again.
+                docker.stop_container(&name, None).await?;
+                let started = runtime.apply(&plan).await?;
+                let after_start = id(runtime.clone(), name.clone()).await;
+                let running = runtime
+                    .inspect(&name)
+                    .await?
+                    .as_ref()
+                    .is_some_and(is_running);
+                // Another plan: a new container.
+                let mut other = plan.clone();
+                other.cmd = Some(vec!["sleep".into(), "601".into()]);
+                let replaced = runtime.apply(&other).await?;
+                let after_replace = id(runtime.clone(), name.clone()).await;
+                anyhow::Ok((
+                    [created, unchanged, started, replaced],
+                    first,
+                    after_start,
+                    running,
+                    after_replace,
+                ))
+            }
+            .await;
+            runtime.down(true).await.unwrap();
+            let (applied, first, after_start, running, after_replace) = outcome.unwrap();
+            assert_eq!(
+                applied,
+                [
+                    Applied::Created,
+                    Applied::Unchanged,
+                    Applied::Started,
+                    Applied::Replaced
+                ]
+            );
+            assert_eq!(after_start, first, "started, not recreated");
+            assert!(running);
+            assert_ne!(after_replace, first);
+
+            // A container of our name that this tool did not make is refused, and left alone.
+            let foreign = bollard::models::ContainerCreateBody {
+                image: Some(toolbox.clone()),
+                cmd: Some(vec!["sleep".into(), "600".into()]),
+                ..bollard::models::ContainerCreateBody::default()
+            };
+            let options = CreateContainerOptionsBuilder::default().name(&name).build();
+            let foreign_id = docker
+                .create_container(Some(options), foreign)
+                .await
+                .unwrap()
+                .id;
+            let refused = runtime.apply(&plan).await.map_err(|e| format!("{e:#}"));
+            let still_there = runtime.inspect(&name).await.unwrap().and_then(|c| c.id);
+            let _ = docker
+                .remove_container(
+                    &foreign_id,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
+                .await;
+            runtime.down(true).await.unwrap();
+            let err = refused.unwrap_err();
+            assert!(err.contains("was not created by this tool"), "{err}");
+            assert!(err.contains(&format!("docker rm -f {name}")), "{err}");
+            assert_eq!(still_there, Some(foreign_id));
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn a_container_made_for_the_same_plan_behind_our_back_is_taken_over_and_no_other() {
         with_engine("docker-takeover", |docker, toolbox| async move {
             let names = Names::new(format!("t{}-takeover", std::process::id()));
             let runtime = DockerRuntime::new(docker, names.clone());
-            let root = crate::Context::for_tests().root().to_owned();
-            let stack = Stack::load(&root.join("manifests")).unwrap();
-            let redis = stack.workload("redis").unwrap();
-            let image = redis.pod_spec.containers[0].image.clone().unwrap();
             let files = tempfile::tempdir().unwrap();
-            let secrets =
-                serde_json::from_str(r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
-            let inputs = plan::Inputs {
-                stack: &stack,
-                names: &names,
-                secrets: &secrets,
-                images: &BTreeMap::from([(image, toolbox)]),
-                files_root: files.path(),
-                log: plan::LogLimits::default(),
-            };
-            let mut plan = plan::plan(redis, &inputs).unwrap();
-            plan.entrypoint = None;
-            plan.cmd = Some(vec!["sleep".into(), "600".into()]);
-            plan.published.clear();
+            let plan = sleeping_plan(&names, &toolbox, files.path());
             let outcome = async {
                 runtime.ensure_network().await?;
                 let first = runtime.create_and_start(&plan, Applied::Created).await?;

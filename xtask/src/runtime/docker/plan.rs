@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context as _, anyhow, bail};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount,
-    MountVolumeOptions, MountVolumeOptionsDriverConfig, MountType, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkingConfig, PortBinding,
     RestartPolicy, RestartPolicyNameEnum,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -263,8 +263,7 @@ impl ContainerPlan {
                     volume_options: Some(MountVolumeOptions {
                         // A Kubernetes volume starts empty: nothing of the image is copied in.
                         no_copy: Some(true),
-                        labels: source_is_anonymous(&mount.source)
-                            .then(|| volume_labels.clone()),
+                        labels: source_is_anonymous(&mount.source).then(|| volume_labels.clone()),
                         driver_config,
                         subpath: mount.sub_path.clone(),
                     }),
@@ -453,7 +452,11 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
             == Some("OnRootMismatch"),
     });
     let mut groups: Vec<i64> = fs_group.iter().map(|g| g.gid).collect();
-    for gid in pod_sc.and_then(|s| s.supplemental_groups.as_ref()).into_iter().flatten() {
+    for gid in pod_sc
+        .and_then(|s| s.supplemental_groups.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if !groups.contains(gid) {
             groups.push(*gid);
         }
@@ -748,7 +751,6 @@ pub(crate) fn nano_cpus(quantity: &Quantity) -> anyhow::Result<i64> {
     Ok(nanos as i64)
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -862,7 +864,10 @@ mod tests {
             })
         );
         assert!(api.probes.liveness.is_some());
-        assert_eq!(api.stop_timeout_secs, 30, "Kubernetes' default grace period");
+        assert_eq!(
+            api.stop_timeout_secs, 30,
+            "Kubernetes' default grace period"
+        );
         assert_eq!(api.log, LogLimits::default());
         assert_eq!(
             api.labels.get(LABEL_STACK).map(String::as_str),

@@ -353,7 +353,11 @@ mod tests {
         results
             .chars()
             .map(|c| {
-                let result = if c == '+' { Ok(()) } else { Err("no".to_owned()) };
+                let result = if c == '+' {
+                    Ok(())
+                } else {
+                    Err("no".to_owned())
+                };
                 tracker.record(&result)
             })
             .collect()
@@ -386,7 +390,10 @@ mod tests {
 
     #[test]
     fn output_is_kept_short_and_on_one_line() {
-        assert_eq!(shorten("MISCONF Redis\nis  configured"), "MISCONF Redis is configured");
+        assert_eq!(
+            shorten("MISCONF Redis\nis  configured"),
+            "MISCONF Redis is configured"
+        );
         let long = "x".repeat(1000);
         let short = shorten(&long);
         assert_eq!(short.chars().count(), MAX_OUTPUT + 1);

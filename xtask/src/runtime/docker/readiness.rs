@@ -221,7 +221,15 @@ pub(crate) async fn check_once(
         ip,
         published: &plan.published,
     };
-    Some(probe::run(runtime.docker(), &readiness.check, target, readiness.timeout()).await)
+    Some(
+        probe::run(
+            runtime.docker(),
+            &readiness.check,
+            target,
+            readiness.timeout(),
+        )
+        .await,
+    )
 }
 
 /// The probes `dev` waits on, in the kubelet's order: the startup probe until it passes, then
@@ -233,11 +241,8 @@ struct Gates {
 
 impl Gates {
     fn new(plan: &ContainerPlan) -> Self {
-        let gate = |probe: &Option<Probe>| {
-            probe
-                .as_ref()
-                .map(|p| (p.clone(), Tracker::new(p, false)))
-        };
+        let gate =
+            |probe: &Option<Probe>| probe.as_ref().map(|p| (p.clone(), Tracker::new(p, false)));
         Self {
             startup: gate(&plan.probes.startup),
             readiness: gate(&plan.probes.readiness),
@@ -246,8 +251,13 @@ impl Gates {
 
     /// One look: `Ok` once every gate has passed, else why not yet.
     async fn check(&mut self, runtime: &DockerRuntime, target: Target<'_>) -> Result<(), String> {
-        for (which, gate) in [("startup", &mut self.startup), ("readiness", &mut self.readiness)] {
-            let Some((probe, tracker)) = gate else { continue };
+        for (which, gate) in [
+            ("startup", &mut self.startup),
+            ("readiness", &mut self.readiness),
+        ] {
+            let Some((probe, tracker)) = gate else {
+                continue;
+            };
             if tracker.passing() {
                 continue;
             }

@@ -95,11 +95,14 @@ pub(crate) fn check(spec: &PodSpec) -> anyhow::Result<()> {
 /// one, or a step on the way to one.
 fn allowed(pattern: &str) -> Allowed {
     let probes = ["startupProbe", "livenessProbe", "readinessProbe"];
-    let listed = SUPPORTED.iter().map(|f| (*f).to_owned()).chain(probes.iter().flat_map(|probe| {
-        PROBE_FIELDS
-            .iter()
-            .map(move |field| format!("containers[].{probe}.{field}"))
-    }));
+    let listed = SUPPORTED
+        .iter()
+        .map(|f| (*f).to_owned())
+        .chain(probes.iter().flat_map(|probe| {
+            PROBE_FIELDS
+                .iter()
+                .map(move |field| format!("containers[].{probe}.{field}"))
+        }));
     let mut on_the_way = false;
     for field in listed {
         if pattern == field
@@ -168,7 +171,9 @@ fn check_values(spec: &PodSpec) -> anyhow::Result<()> {
     if let Some(policy) = spec.restart_policy.as_deref()
         && policy != "Always"
     {
-        bail!("{at}.restartPolicy: {policy} is not allowed for a Deployment or StatefulSet; use Always");
+        bail!(
+            "{at}.restartPolicy: {policy} is not allowed for a Deployment or StatefulSet; use Always"
+        );
     }
     let seccomp = |sc: Option<&str>, path: &str| -> anyhow::Result<()> {
         match sc {
@@ -200,8 +205,22 @@ fn check_values(spec: &PodSpec) -> anyhow::Result<()> {
             );
         }
     }
+    let empty_dirs: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.empty_dir.is_some())
+        .map(|v| v.name.as_str())
+        .collect();
     for (index, container) in spec.containers.iter().enumerate() {
         let at = format!("{at}.containers[{index}]");
+        for (mount_index, mount) in container.volume_mounts.iter().flatten().enumerate() {
+            if mount.read_only == Some(true) && empty_dirs.contains(&mount.name.as_str()) {
+                bail!(
+                    "{at}.volumeMounts[{mount_index}].readOnly: a read-only emptyDir in a pod of one container stays empty, and the engine cannot mount a container's own volume read-only; remove readOnly"
+                );
+            }
+        }
         if container.image_pull_policy.as_deref() == Some("Always") {
             bail!(
                 "{at}.imagePullPolicy: Always is not carried out by the docker runtime, which uses an image already on the engine; use IfNotPresent"
@@ -225,12 +244,16 @@ fn check_values(spec: &PodSpec) -> anyhow::Result<()> {
             if let Some(scheme) = scheme
                 && scheme != "HTTP"
             {
-                bail!("{at}.{field}.httpGet.scheme: {scheme} probes are not carried out by the docker runtime; use HTTP");
+                bail!(
+                    "{at}.{field}.httpGet.scheme: {scheme} probes are not carried out by the docker runtime; use HTTP"
+                );
             }
         }
         for (mount_index, mount) in container.volume_mounts.iter().flatten().enumerate() {
             if mount.sub_path_expr.is_some() || mount.mount_propagation.is_some() {
-                bail!("{at}.volumeMounts[{mount_index}]: subPathExpr and mountPropagation are not carried out by the docker runtime; remove them");
+                bail!(
+                    "{at}.volumeMounts[{mount_index}]: subPathExpr and mountPropagation are not carried out by the docker runtime; remove them"
+                );
             }
         }
     }
@@ -260,7 +283,7 @@ containers:
       httpGet: {path: /, port: http, scheme: HTTP}
       periodSeconds: 2
     livenessProbe:
-      exec: {command: [true]}
+      exec: {command: ['true']}
       failureThreshold: 3
     startupProbe:
       tcpSocket: {port: 80}
@@ -289,8 +312,8 @@ volumes:
   - name: config
     configMap:
       name: app
-      defaultMode: 0440
-      items: [{key: a, path: app.conf, mode: 0400}]
+      defaultMode: 288
+      items: [{key: a, path: app.conf, mode: 256}]
 ";
 
     #[test]
@@ -378,6 +401,10 @@ volumes:
             (
                 "containers: [{name: a, image: b}]\nrestartPolicy: OnFailure",
                 "restartPolicy: OnFailure",
+            ),
+            (
+                "containers: [{name: a, image: b, volumeMounts: [{name: t, mountPath: /t, readOnly: true}]}]\nvolumes: [{name: t, emptyDir: {}}]",
+                "volumeMounts[0].readOnly: a read-only emptyDir",
             ),
         ];
         for (yaml, expected) in cases {

@@ -95,7 +95,9 @@ pub(crate) fn script(jobs: &[Job], fs_group: Option<FsGroup>) -> String {
             )
         };
         match (job.kind, fs_group) {
-            (JobKind::EmptyDir | JobKind::NewClaim, None) => lines.push(format!("chmod 0777 {root}")),
+            (JobKind::EmptyDir | JobKind::NewClaim, None) => {
+                lines.push(format!("chmod 0777 {root}"))
+            }
             (JobKind::EmptyDir | JobKind::NewClaim, Some(group)) => {
                 lines.push(format!("chgrp {} {root} && chmod 2777 {root}", group.gid));
             }
@@ -186,7 +188,10 @@ pub(crate) async fn prepare(
         ..ContainerCreateBody::default()
     };
     let helper = docker
-        .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            body,
+        )
         .await
         .context("creating the volume setup helper")?
         .id;
@@ -268,7 +273,10 @@ mod tests {
         ];
         for (job, fs_group, expected) in cases {
             let script = script(std::slice::from_ref(&job), fs_group);
-            let body = script.strip_prefix("set -eu").unwrap().trim_start_matches('\n');
+            let body = script
+                .strip_prefix("set -eu")
+                .unwrap()
+                .trim_start_matches('\n');
             assert_eq!(body, expected, "{job:?} {fs_group:?}");
         }
     }
