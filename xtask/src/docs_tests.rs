@@ -318,3 +318,46 @@ fn the_item_reader_sees_through_attributes_and_skips_what_needs_no_comment() {
         ]
     );
 }
+
+/// The tests named in the last column of a Markdown table's rows.
+fn tests_named_in_table(doc: &str) -> Vec<String> {
+    doc.lines()
+        .filter(|line| line.starts_with('|') && !line.starts_with("|---"))
+        .filter_map(|line| line.trim_end_matches('|').rsplit('|').next())
+        .flat_map(|cell| {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|name| name.rsplit("::").next().unwrap_or(name).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect()
+}
+
+#[test]
+fn every_test_the_docker_runtime_table_names_exists() {
+    let root = crate::Context::for_tests().root().to_owned();
+    let mut files = Vec::new();
+    rust_files(&root.join("xtask"), &mut files);
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let named = tests_named_in_table(&read("docs/docker-runtime.md"));
+    assert!(named.len() >= 15, "{named:?}");
+    for name in named {
+        // A test function, or a test module (`supported::tests`).
+        let found = code.contains(&format!("fn {name}(")) || name == "tests";
+        assert!(
+            found,
+            "docs/docker-runtime.md names the test {name}, which does not exist"
+        );
+    }
+}
+
+#[test]
+fn the_tests_column_is_read_from_each_row() {
+    let doc = "| a | b |\n|---|---|\n| `x` | `one_test`, `mod::tests` |\n";
+    assert_eq!(tests_named_in_table(doc), ["one_test", "tests"]);
+}

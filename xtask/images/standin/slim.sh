@@ -33,6 +33,8 @@ rm -rf /var/lib/postgresql/15 /etc/postgresql/15/main /var/log/postgresql/*
 mkdir -p /var/lib/postgresql/data /var/run/postgresql
 chown 999:999 /var/lib/postgresql /var/lib/postgresql/data /var/run/postgresql
 chmod 700 /var/lib/postgresql/data
+# As in the official image, whose Dockerfile makes it 3777 so that the server can run as any uid.
+chmod 3777 /var/run/postgresql
 # The redis image's working directory, where it writes its dump.
 mkdir -p /data
 chown 999:999 /data

@@ -732,3 +732,52 @@ async fn a_volume_sub_path_is_mounted_or_refused_by_what_the_engine_can_do() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_and_tcp_probes_are_judged_by_status_code_and_connection() {
+    // busybox's httpd serves /tmp/www: /ok exists, anything else is a 404.
+    let extra = Extra {
+        command: r#"[sh, -c, "mkdir -p /tmp/www && echo ok > /tmp/www/ok && exec httpd -f -p 8080 -h /tmp/www"]"#,
+        // httpd as the first process ignores SIGTERM: nothing to wait for at the end.
+        pod: "      terminationGracePeriodSeconds: 1
+",
+        container: "          ports:\n            - {name: http, containerPort: 8080}\n",
+        ..Extra::default()
+    };
+    with_pod("fid-http", extra, |pod| async move {
+        let (plan, _) = pod.up().await.unwrap();
+        let details = pod
+            .runtime
+            .inspect(&plan.container_name)
+            .await
+            .unwrap()
+            .unwrap();
+        let ip = super::describe(&details, &pod.runtime.names().network()).ip;
+        let target = super::probe::Target {
+            container: &plan.container_name,
+            ip: ip.as_deref(),
+            published: &[],
+        };
+        let docker = pod.runtime.docker();
+        let second = Duration::from_secs(2);
+        let http = |path: &str| super::probe::Check::Http {
+            port: 8080,
+            path: path.to_owned(),
+        };
+        // (check, passes, what a failure says)
+        let cases = [
+            (http("/ok"), true, ""),
+            (http("/missing"), false, "answered 404"),
+            (super::probe::Check::Tcp { port: 8080 }, true, ""),
+            (super::probe::Check::Tcp { port: 8081 }, false, "port 8081"),
+        ];
+        for (check, passes, says) in cases {
+            let result = super::probe::run(docker, &check, target, second).await;
+            assert_eq!(result.is_ok(), passes, "{check:?}: {result:?}");
+            if let Err(why) = result {
+                assert!(why.contains(says), "{check:?}: {why}");
+            }
+        }
+    })
+    .await;
+}

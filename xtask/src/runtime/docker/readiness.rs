@@ -271,8 +271,8 @@ impl Gates {
                 Err(why) if which == "startup" => format!("starting: {why}"),
                 Err(why) => why,
                 Ok(()) => format!(
-                    "{which} probe passed, {} more in a row needed",
-                    probe.success_threshold.saturating_sub(1)
+                    "{which} probe passed; it must pass {} times in a row",
+                    probe.success_threshold
                 ),
             });
         }
