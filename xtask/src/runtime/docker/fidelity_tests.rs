@@ -220,8 +220,10 @@ where
     with_engine(test, |docker, toolbox| async move {
         let pod = Pod::new(docker, test, &toolbox, extra);
         let runtime = pod.runtime.clone();
+        // Boxed: each test's body is a large future.
+        let body = Box::pin(body(pod));
         let outcome =
-            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(body(pod))).await;
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(body)).await;
         runtime.down(true).await.unwrap();
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);

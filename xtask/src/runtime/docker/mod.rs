@@ -295,10 +295,9 @@ impl DockerRuntime {
             .t(grace_secs.try_into().unwrap_or(i32::MAX))
             .build();
         match self.docker.stop_container(name, Some(options)).await {
-            Ok(()) => {}
             Err(err) if is_not_found(&err) => return Ok(()),
-            // 304: not running; anything else: the removal below forces it.
-            Err(_) => {}
+            // Stopped; or 304, not running; or anything else: the removal below forces it.
+            Ok(()) | Err(_) => {}
         }
         self.remove_container(name).await
     }

@@ -365,7 +365,7 @@ fn tmpfs_driver(size_bytes: i64, fs_group: Option<FsGroup>) -> MountVolumeOption
         None => "mode=1777".to_owned(),
     };
     if size_bytes > 0 {
-        options.push_str(&format!(",size={size_bytes}"));
+        options = format!("{options},size={size_bytes}");
     }
     MountVolumeOptionsDriverConfig {
         name: Some("local".to_owned()),

@@ -367,7 +367,8 @@ mod tests {
     fn thresholds_count_consecutive_results_as_the_kubelet_does() {
         use Change::{Failed as F, None as N, Passed as P};
         // (success threshold, failure threshold, starts passing, results, changes, passing after)
-        let cases: &[(u32, u32, bool, &str, &[Change], bool)] = &[
+        type Case<'a> = (u32, u32, bool, &'a str, &'a [Change], bool);
+        let cases: &[Case<'_>] = &[
             // A liveness probe (passing at first) fails only at the third failure in a row.
             (1, 3, true, "--+--", &[N, N, N, N, N], true),
             (1, 3, true, "---", &[N, N, F], false),

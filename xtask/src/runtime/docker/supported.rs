@@ -85,9 +85,7 @@ const PROBE_FIELDS: &[&str] = &[
 /// supported field that it cannot honour.
 pub(crate) fn check(spec: &PodSpec) -> anyhow::Result<()> {
     let value = serde_json::to_value(spec)?;
-    let mut pattern = Vec::new();
-    let mut shown = String::from("spec.template.spec");
-    walk(&value, &mut pattern, &mut shown)?;
+    walk(&value, &[], "spec.template.spec")?;
     check_values(spec)
 }
 
@@ -129,17 +127,17 @@ enum Allowed {
     No,
 }
 
-fn walk(value: &Value, pattern: &mut Vec<String>, shown: &mut String) -> anyhow::Result<()> {
+fn walk(value: &Value, pattern: &[String], shown: &str) -> anyhow::Result<()> {
     match value {
         Value::Object(fields) => {
             for (key, inner) in fields {
-                let mut step = pattern.clone();
+                let mut step = pattern.to_vec();
                 step.push(key.clone());
                 let joined = join(&step);
                 let at = format!("{shown}.{key}");
                 match allowed(&joined) {
                     Allowed::Yes => {}
-                    Allowed::OnTheWay => walk(inner, &mut step, &mut at.clone())?,
+                    Allowed::OnTheWay => walk(inner, &step, &at)?,
                     Allowed::No => bail!(
                         "{at}: the docker runtime does not carry out this field; remove it, or run this stack on a cluster (`--runtime kind`). docs/docker-runtime.md lists what the docker runtime supports"
                     ),
@@ -149,11 +147,11 @@ fn walk(value: &Value, pattern: &mut Vec<String>, shown: &mut String) -> anyhow:
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                let mut step = pattern.clone();
+                let mut step = pattern.to_vec();
                 if let Some(last) = step.last_mut() {
                     last.push_str("[]");
                 }
-                walk(item, &mut step, &mut format!("{shown}[{index}]"))?;
+                walk(item, &step, &format!("{shown}[{index}]"))?;
             }
             Ok(())
         }

@@ -96,7 +96,7 @@ pub(crate) fn script(jobs: &[Job], fs_group: Option<FsGroup>) -> String {
         };
         match (job.kind, fs_group) {
             (JobKind::EmptyDir | JobKind::NewClaim, None) => {
-                lines.push(format!("chmod 0777 {root}"))
+                lines.push(format!("chmod 0777 {root}"));
             }
             (JobKind::EmptyDir | JobKind::NewClaim, Some(group)) => {
                 lines.push(format!("chgrp {} {root} && chmod 2777 {root}", group.gid));
