@@ -264,6 +264,8 @@ spec:
         {labels}
     spec:
       automountServiceAccountToken: false
+      # The commands' first process ignores SIGTERM: `down` need not wait for it.
+      terminationGracePeriodSeconds: 1
       securityContext:
         runAsNonRoot: true
         runAsUser: 65532

@@ -11,6 +11,10 @@ use super::{Applied, DockerRuntime, exec, names::Names};
 use crate::images::toolbox::testing::with_engine;
 use crate::stack::Stack;
 
+/// For a pod whose first process ignores SIGTERM (`sleep`, `httpd`): no grace to wait out when
+/// the test ends.
+const QUICK_STOP: &str = "      terminationGracePeriodSeconds: 1\n";
+
 /// What a test pod adds to the base pod: lines already indented for their place.
 #[derive(Default)]
 struct Extra<'a> {
@@ -471,6 +475,7 @@ async fn command_args_and_working_dir_replace_the_images_as_kubernetes_does() {
     let extra = Extra {
         command: "[sh, -c, 'cd /proc/self && exec sleep 3600', ignored]",
         container: "          workingDir: /etc\n",
+        pod: QUICK_STOP,
         ..Extra::default()
     };
     with_pod("fid-cmd", extra, |pod| async move {
@@ -486,6 +491,7 @@ async fn command_args_and_working_dir_replace_the_images_as_kubernetes_does() {
     // the args are the whole command then, as `docker run image args` would have it.
     let extra = Extra {
         command: "[sleep]\n          args: ['3600']",
+        pod: QUICK_STOP,
         ..Extra::default()
     };
     with_pod("fid-args", extra, |pod| async move {
@@ -563,6 +569,7 @@ async fn readiness_waits_for_the_startup_probe_and_the_success_threshold() {
     // Started once /tmp/started exists (2 s in), ready from then on.
     let extra = Extra {
         command: r#"[sh, -c, "sleep 2; touch /tmp/started; exec sleep 3600"]"#,
+        pod: QUICK_STOP,
         container: "          startupProbe:\n            exec:\n              command: [test, -e, /tmp/started]\n            periodSeconds: 1\n            failureThreshold: 30\n",
         ..Extra::default()
     };
@@ -656,6 +663,7 @@ async fn a_failing_liveness_probe_restarts_the_container_with_back_off() {
 async fn logs_are_rotated_and_read_across_the_rotation() {
     let extra = Extra {
         command: r#"[sh, -c, "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line-$i-padding-padding-padding-padding; done; exec sleep 3600"]"#,
+        pod: QUICK_STOP,
         ..Extra::default()
     };
     with_pod("fid-logs", extra, |mut pod| async move {
@@ -740,9 +748,7 @@ async fn http_and_tcp_probes_are_judged_by_status_code_and_connection() {
     // busybox's httpd serves /tmp/www: /ok exists, anything else is a 404.
     let extra = Extra {
         command: r#"[sh, -c, "mkdir -p /tmp/www && echo ok > /tmp/www/ok && exec httpd -f -p 8080 -h /tmp/www"]"#,
-        // httpd as the first process ignores SIGTERM: nothing to wait for at the end.
-        pod: "      terminationGracePeriodSeconds: 1
-",
+        pod: QUICK_STOP,
         container: "          ports:\n            - {name: http, containerPort: 8080}\n",
         ..Extra::default()
     };

@@ -471,7 +471,7 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
     let mut mounts = Vec::new();
     let mut file_mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
-        let read_only = mount.read_only == Some(true);
+        let mut read_only = mount.read_only == Some(true);
         let sub_path = mount.sub_path.clone().filter(|p| !p.is_empty());
         if let Some(sub) = &sub_path
             && (sub.starts_with('/') || sub.split('/').any(|part| part == ".."))
@@ -498,6 +498,10 @@ pub(crate) fn plan(workload: &Workload, inputs: &Inputs<'_>) -> anyhow::Result<C
                     ))),
                 }
             } else if let Some(claim) = &volume.persistent_volume_claim {
+                // A claim used read-only makes every mount of it read-only.
+                if claim.read_only == Some(true) {
+                    read_only = true;
+                }
                 VolumeSource::Claim {
                     volume: inputs.names.volume(&claim.claim_name, None),
                 }
@@ -1006,6 +1010,123 @@ mod tests {
             api_before.hash(),
             "a new token recreates the API"
         );
+    }
+
+    #[test]
+    fn pod_fields_map_as_the_kubelet_reads_them() {
+        use k8s_openapi::api::core::v1::{
+            EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, Volume,
+            VolumeMount as K8sMount,
+        };
+        let fixture = Fixture::new();
+        let mut web = fixture.stack.workload("web").unwrap().clone();
+        let pod = &mut web.pod_spec;
+        pod.termination_grace_period_seconds = Some(5);
+        let security = pod.security_context.as_mut().unwrap();
+        security.fs_group = Some(2000);
+        security.fs_group_change_policy = Some("OnRootMismatch".into());
+        security.supplemental_groups = Some(vec![3000, 2000]);
+        pod.volumes.as_mut().unwrap().extend([
+            Volume {
+                name: "shared".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: "shared".into(),
+                    read_only: Some(true),
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "shm".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".into()),
+                    size_limit: Some(Quantity("64Mi".into())),
+                }),
+                ..Volume::default()
+            },
+        ]);
+        let container = &mut pod.containers[0];
+        container.working_dir = Some("/srv".into());
+        container.volume_mounts.as_mut().unwrap().extend([
+            K8sMount {
+                name: "shared".into(),
+                mount_path: "/shared".into(),
+                ..K8sMount::default()
+            },
+            K8sMount {
+                name: "shm".into(),
+                mount_path: "/dev/shm".into(),
+                ..K8sMount::default()
+            },
+        ]);
+        let plan = fixture.plan_of(&web).unwrap();
+        assert_eq!(plan.stop_timeout_secs, 5);
+        assert_eq!(plan.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(plan.groups, [2000, 3000], "fsGroup first, no duplicates");
+        assert_eq!(
+            plan.fs_group,
+            Some(FsGroup {
+                gid: 2000,
+                only_on_root_mismatch: true
+            })
+        );
+        let shared = plan.mounts.iter().find(|m| m.target == "/shared").unwrap();
+        assert!(shared.read_only, "a claim used read-only is mounted read-only");
+        assert_eq!(
+            shared.source,
+            VolumeSource::Claim {
+                volume: "wander-shared".into()
+            }
+        );
+        let shm = plan.mounts.iter().find(|m| m.target == "/dev/shm").unwrap();
+        assert_eq!(
+            shm.source,
+            VolumeSource::MemoryEmptyDir {
+                size_bytes: 64 * 1024 * 1024
+            }
+        );
+        let body = plan.create_body(&fixture.names);
+        assert_eq!(body.stop_timeout, Some(5));
+        assert_eq!(body.working_dir.as_deref(), Some("/srv"));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.group_add, Some(vec!["2000".into(), "3000".into()]));
+        let mounts = host.mounts.unwrap();
+        let shm = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/dev/shm"))
+            .unwrap();
+        let driver = shm.volume_options.as_ref().unwrap().driver_config.as_ref().unwrap();
+        assert_eq!(
+            driver.options.as_ref().unwrap()["o"],
+            "mode=3777,gid=2000,size=67108864"
+        );
+        let log = host.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], "10485760");
+
+        // What the kubelet refuses, refused here too.
+        for (edit, expected) in [
+            (
+                (|w: &mut Workload| w.pod_spec.termination_grace_period_seconds = Some(-1))
+                    as fn(&mut Workload),
+                "must not be negative",
+            ),
+            (
+                |w: &mut Workload| {
+                    w.pod_spec.containers[0].volume_mounts.as_mut().unwrap()[0].sub_path =
+                        Some("../etc".into());
+                },
+                "must be a relative path inside the volume",
+            ),
+            (
+                |w: &mut Workload| w.pod_spec.containers[0].tty = Some(true),
+                "containers[0].tty: the docker runtime does not carry out this field",
+            ),
+        ] {
+            let mut broken = fixture.stack.workload("web").unwrap().clone();
+            edit(&mut broken);
+            let err = format!("{:#}", fixture.plan_of(&broken).unwrap_err());
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]
