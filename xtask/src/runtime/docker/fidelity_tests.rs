@@ -789,3 +789,102 @@ async fn http_and_tcp_probes_are_judged_by_status_code_and_connection() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redis_probe_fails_when_redis_answers_with_an_error() {
+    with_engine("fid-redis", |docker, _toolbox| async move {
+        let ctx = crate::Context::for_tests();
+        let stack = Stack::load(&ctx.root().join("manifests")).unwrap();
+        let redis = stack.workload("redis").unwrap();
+        let manifest_image = redis.pod_spec.containers[0].image.clone().unwrap();
+        let image = crate::images::resolve(
+            &ctx,
+            &docker,
+            &manifest_image,
+            crate::images::Origin::Manifest,
+            &|_| {},
+        )
+        .await
+        .unwrap()
+        .reference;
+        let runtime = DockerRuntime::new(
+            docker,
+            Names::new(format!("t{}-fid-redis", std::process::id())),
+        );
+        let files = tempfile::tempdir().unwrap();
+        let secrets =
+            serde_json::from_str(r#"{"postgres_password":"pw","api_token":"tok"}"#).unwrap();
+        let mut plan = plan::plan(
+            redis,
+            &plan::Inputs {
+                stack: &stack,
+                names: runtime.names(),
+                secrets: &secrets,
+                images: &BTreeMap::from([(manifest_image, image)]),
+                files_root: files.path(),
+                log: LogLimits::default(),
+            },
+        )
+        .unwrap();
+        // Redis as the manifests run it, but saving each second into a folder it cannot write:
+        // after a write, every command (PING too) is answered with MISCONF.
+        let config = &mut plan.file_mounts[0]
+            .files
+            .get_mut("redis.conf")
+            .unwrap()
+            .content;
+        *config = config
+            .replace("dir /data", "dir /etc/redis")
+            .replace("save 60 1", "save 1 1");
+        // A Redis that cannot save will not stop on SIGTERM (it saves first): no grace to wait.
+        plan.stop_timeout_secs = 1;
+        let outcome = async {
+            runtime.ensure_network().await?;
+            runtime.apply(&plan).await?;
+            runtime
+                .wait_ready(&plan, Duration::from_secs(60), &|_| {})
+                .await?;
+            let docker = runtime.docker();
+            let name = plan.container_name.clone();
+            let cli = |args: &[&str]| {
+                let command: Vec<String> = std::iter::once("redis-cli")
+                    .chain(args.iter().copied())
+                    .map(str::to_owned)
+                    .collect();
+                let name = name.clone();
+                async move { exec::capture(docker, &name, &command, None, &[]).await }
+            };
+            cli(&["set", "k", "v"]).await?;
+            let started = Instant::now();
+            loop {
+                let reply = cli(&["ping"]).await?;
+                // redis-cli exits 0 on an error reply: its exit code alone cannot tell.
+                assert_eq!(reply.exit_code, 0);
+                if reply.stdout_text().contains("MISCONF") {
+                    break;
+                }
+                anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "no MISCONF");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let target = super::probe::Target {
+                container: &plan.container_name,
+                ip: None,
+                published: &[],
+            };
+            let mut verdicts = Vec::new();
+            for probe in [&plan.probes.readiness, &plan.probes.liveness] {
+                let probe = probe.as_ref().unwrap();
+                verdicts
+                    .push(super::probe::run(docker, &probe.check, target, probe.timeout()).await);
+            }
+            anyhow::Ok(verdicts)
+        }
+        .await;
+        runtime.down(true).await.unwrap();
+        for verdict in outcome.unwrap() {
+            let why = verdict.unwrap_err();
+            assert!(why.contains("MISCONF"), "{why}");
+        }
+    })
+    .await;
+}

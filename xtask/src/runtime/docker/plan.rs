@@ -1070,7 +1070,10 @@ mod tests {
             })
         );
         let shared = plan.mounts.iter().find(|m| m.target == "/shared").unwrap();
-        assert!(shared.read_only, "a claim used read-only is mounted read-only");
+        assert!(
+            shared.read_only,
+            "a claim used read-only is mounted read-only"
+        );
         assert_eq!(
             shared.source,
             VolumeSource::Claim {
@@ -1094,7 +1097,13 @@ mod tests {
             .iter()
             .find(|m| m.target.as_deref() == Some("/dev/shm"))
             .unwrap();
-        let driver = shm.volume_options.as_ref().unwrap().driver_config.as_ref().unwrap();
+        let driver = shm
+            .volume_options
+            .as_ref()
+            .unwrap()
+            .driver_config
+            .as_ref()
+            .unwrap();
         assert_eq!(
             driver.options.as_ref().unwrap()["o"],
             "mode=3777,gid=2000,size=67108864"
