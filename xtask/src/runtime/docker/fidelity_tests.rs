@@ -888,3 +888,58 @@ async fn the_redis_probe_fails_when_redis_answers_with_an_error() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_killed_through_the_engine_is_started_again_by_the_kubelet() {
+    with_pod("fid-killed", Extra::default(), |pod| async move {
+        pod.up().await.unwrap();
+        let report = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Events::none());
+        let kubelet = {
+            let runtime = pod.runtime.clone();
+            let shared = shared.clone();
+            let path = report.path().join("kubelet.json");
+            tokio::spawn(async move {
+                kubelet::supervise_stack(&runtime, &shared, &path, Duration::from_secs(600)).await;
+            })
+        };
+        let id = pod.id().await;
+        // Supervised first (the kubelet has seen it run), then killed: the engine's restart
+        // policy does not apply to a container killed through the engine.
+        let started = Instant::now();
+        while shared.report().containers.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never supervised"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pod.runtime
+            .docker()
+            .kill_container(&id, None)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let details = pod.runtime.inspect(&id).await.unwrap().unwrap();
+            let restarts = shared
+                .report()
+                .containers
+                .values()
+                .next()
+                .map_or(0, |c| c.restarts);
+            if super::is_running(&details) && restarts == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "not started again: {:?}",
+                shared.report()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        kubelet.abort();
+    })
+    .await;
+}

@@ -13,6 +13,8 @@
 //! - when a startup or liveness probe fails, stops the container with its grace period
 //!   (`terminationGracePeriodSeconds`) and starts it again after the kubelet's back-off: at once
 //!   the first time, then 10 s, 20 s, ... up to 5 minutes, reset after 10 minutes without one;
+//!   a container that was stopped and that the engine will not restart (`docker stop`,
+//!   `docker kill`) is started again the same way, as restartPolicy Always has it;
 //! - writes what it sees (restarts, readiness and why not, back-off) to
 //!   `kubelet-<stack>.json` in the state folder, which `status` reads, and its events to
 //!   `kubelet-<stack>.log`;
@@ -473,59 +475,102 @@ async fn supervise(runtime: &DockerRuntime, shared: &Shared, container: Supervis
     shared.update(&name, &id, |_| {});
     let mut backoff = Backoff::default();
     loop {
-        let Some(started_at) = wait_running(runtime, &id).await else {
-            return;
+        let started_at = match wait_running(runtime, &id).await {
+            Seen::Gone => return,
+            Seen::Running(started_at) => started_at,
+            Seen::Exited(code) => {
+                // Stopped, and not to be restarted by the engine (`docker stop`, `docker kill`):
+                // with restartPolicy Always the kubelet restarts a container however it ended.
+                let why = format!("it exited with {code} and nothing restarts it");
+                if !restart(runtime, shared, (&id, &name), &mut backoff, &why, None).await {
+                    return;
+                }
+                continue;
+            }
         };
         match one_run(runtime, shared, &id, &name, &spec, &started_at).await {
             Ended::Gone => return,
             Ended::Stopped => {}
             Ended::Failed(why) => {
-                let delay = backoff.next(Instant::now());
-                shared.events.say(&format!(
-                    "{name}: {why}; restarting it (back-off {}s)",
-                    delay.as_secs()
-                ));
-                let grace = spec.stop_timeout_secs.try_into().unwrap_or(i32::MAX);
-                let options = bollard::query_parameters::StopContainerOptionsBuilder::new()
-                    .t(grace)
-                    .build();
-                if let Err(err) = runtime.docker().stop_container(&id, Some(options)).await
-                    && crate::docker::is_not_found(&err)
-                {
+                let grace = Some(spec.stop_timeout_secs);
+                if !restart(runtime, shared, (&id, &name), &mut backoff, &why, grace).await {
                     return;
                 }
-                shared.update(&name, &id, |c| {
-                    c.restarts += 1;
-                    c.ready = Some(false);
-                    c.waiting = (!delay.is_zero()).then(|| {
-                        format!(
-                            "back-off {}s restarting the failed container ({why})",
-                            delay.as_secs()
-                        )
-                    });
-                });
-                tokio::time::sleep(delay).await;
-                match runtime.docker().start_container(&id, None).await {
-                    Err(err) if crate::docker::is_not_found(&err) => return,
-                    Err(err) => shared
-                        .events
-                        .say(&format!("{name}: starting it again failed: {err}")),
-                    Ok(()) => {}
-                }
-                shared.update(&name, &id, |c| c.waiting = None);
             }
         }
     }
 }
 
-/// Waits until the container runs; its start time, or `None` once it is gone.
-async fn wait_running(runtime: &DockerRuntime, id: &str) -> Option<String> {
+/// Restarts a container after its back-off, stopping it first (with `grace`) when it runs;
+/// false once the container is gone.
+async fn restart(
+    runtime: &DockerRuntime,
+    shared: &Shared,
+    (id, name): (&str, &str),
+    backoff: &mut Backoff,
+    why: &str,
+    grace: Option<i64>,
+) -> bool {
+    let delay = backoff.next(Instant::now());
+    shared.events.say(&format!(
+        "{name}: {why}; restarting it (back-off {}s)",
+        delay.as_secs()
+    ));
+    if let Some(grace) = grace {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::new()
+            .t(grace.try_into().unwrap_or(i32::MAX))
+            .build();
+        if let Err(err) = runtime.docker().stop_container(id, Some(options)).await
+            && crate::docker::is_not_found(&err)
+        {
+            return false;
+        }
+    }
+    shared.update(name, id, |c| {
+        c.restarts += 1;
+        c.ready = Some(false);
+        c.waiting = (!delay.is_zero()).then(|| {
+            format!(
+                "back-off {}s restarting the failed container ({why})",
+                delay.as_secs()
+            )
+        });
+    });
+    tokio::time::sleep(delay).await;
+    match runtime.docker().start_container(id, None).await {
+        Err(err) if crate::docker::is_not_found(&err) => return false,
+        Err(err) => shared
+            .events
+            .say(&format!("{name}: starting it again failed: {err}")),
+        Ok(()) => {}
+    }
+    shared.update(name, id, |c| c.waiting = None);
+    true
+}
+
+/// What [`wait_running`] found.
+enum Seen {
+    Running(String),
+    /// Exited with this code, and the engine will not start it again.
+    Exited(i64),
+    Gone,
+}
+
+/// Waits until the container runs (its start time) or has exited for good; a container being
+/// created or restarted by the engine is waited for.
+async fn wait_running(runtime: &DockerRuntime, id: &str) -> Seen {
     loop {
         match runtime.inspect(id).await {
-            Ok(None) => return None,
+            Ok(None) => return Seen::Gone,
             Ok(Some(details)) => {
                 if super::is_running(&details) {
-                    return Some(details.state?.started_at.unwrap_or_default());
+                    let started_at = details.state.and_then(|s| s.started_at);
+                    return Seen::Running(started_at.unwrap_or_default());
+                }
+                let state = details.state.unwrap_or_default();
+                let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+                if matches!(status.as_str(), "exited" | "dead") && state.restarting != Some(true) {
+                    return Seen::Exited(state.exit_code.unwrap_or_default());
                 }
             }
             Err(_) => {}
