@@ -18,7 +18,6 @@ const QUICK_STOP: &str = "      terminationGracePeriodSeconds: 1\n";
 /// What a test pod adds to the base pod: lines already indented for their place.
 #[derive(Default)]
 struct Extra<'a> {
-    kind: &'a str,
     /// Under the pod's `securityContext`.
     pod_security: &'a str,
     /// Under `spec.template.spec`.
@@ -29,6 +28,8 @@ struct Extra<'a> {
     mounts: &'a str,
     /// Under the pod's `volumes`.
     volumes: &'a str,
+    /// Claim templates (the pod is then a StatefulSet), each of 1Gi.
+    claims: &'a [&'a str],
     /// The container's command (default: sleep).
     command: &'a str,
 }
@@ -65,11 +66,24 @@ impl Pod {
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n"
                 .into(),
         );
-        let kind = if extra.kind.is_empty() {
+        let kind = if extra.claims.is_empty() {
             "Deployment"
         } else {
-            extra.kind
+            "StatefulSet"
         };
+        let mut claims = String::new();
+        if !extra.claims.is_empty() {
+            claims.push_str("  volumeClaimTemplates:\n");
+        }
+        for name in extra.claims {
+            let labels = "app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask";
+            let _ = std::fmt::Write::write_fmt(
+                &mut claims,
+                format_args!(
+                    "    - metadata:\n        name: {name}\n        labels:\n          {labels}\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n"
+                ),
+            );
+        }
         let service_name = if kind == "StatefulSet" {
             "  serviceName: pod\n"
         } else {
@@ -134,7 +148,7 @@ spec:
 {mounts}      volumes:
         - name: tmp
           emptyDir: {{}}
-{volumes}",
+{volumes}{claims}",
                 top = labels.replace("\n        ", "\n    "),
                 pod = extra.pod,
                 pod_security = extra.pod_security,
@@ -214,6 +228,39 @@ spec:
     }
 }
 
+/// The runtime's kubelet supervising a test's stack, in this process, until dropped.
+struct Kubelet {
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+    _report: tempfile::TempDir,
+}
+
+impl Kubelet {
+    fn start(pod: &Pod) -> Self {
+        let report = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Events::none());
+        let runtime = pod.runtime.clone();
+        let path = report.path().join("kubelet.json");
+        let task = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                kubelet::supervise_stack(&runtime, &shared, &path, Duration::from_secs(600)).await;
+            })
+        };
+        Self {
+            shared,
+            task,
+            _report: report,
+        }
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Runs `body` on a pod made from `extra`, and removes the pod's stack whatever happens.
 async fn with_pod<F, Fut>(test: &str, extra: Extra<'_>, body: F)
 where
@@ -266,10 +313,10 @@ async fn every_empty_dir_and_claim_is_writable_by_the_user_as_on_kubernetes() {
         ("        fsGroup: 2000\n", "2777", "2000"),
     ] {
         let extra = Extra {
-            kind: "StatefulSet",
             pod_security: security,
             mounts: "            - name: cache\n              mountPath: /cache\n            - name: shm\n              mountPath: /shm\n            - name: data\n              mountPath: /data\n",
-            volumes: "        - name: cache\n          emptyDir: {}\n        - name: shm\n          emptyDir:\n            medium: Memory\n            sizeLimit: 1Mi\n  volumeClaimTemplates:\n    - metadata:\n        name: data\n        labels:\n          app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n",
+            volumes: "        - name: cache\n          emptyDir: {}\n        - name: shm\n          emptyDir:\n            medium: Memory\n            sizeLimit: 1Mi\n",
+            claims: &["data"],
             ..Extra::default()
         };
         let test = if security.is_empty() {
@@ -306,9 +353,8 @@ async fn every_empty_dir_and_claim_is_writable_by_the_user_as_on_kubernetes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_dir_lives_as_long_as_the_pod_and_a_claim_longer() {
     let extra = Extra {
-        kind: "StatefulSet",
         mounts: "            - name: data\n              mountPath: /data\n",
-        volumes: "  volumeClaimTemplates:\n    - metadata:\n        name: data\n        labels:\n          app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n",
+        claims: &["data"],
         ..Extra::default()
     };
     with_pod("fid-life", extra, |pod| async move {
@@ -358,10 +404,9 @@ async fn fs_group_change_policy_walks_a_claims_files_always_or_on_root_mismatch(
     for (policy, expected) in [("Always", "2000 660"), ("OnRootMismatch", "0 600")] {
         let security = format!("        fsGroup: 2000\n        fsGroupChangePolicy: {policy}\n");
         let extra = Extra {
-            kind: "StatefulSet",
             pod_security: &security,
             mounts: "            - name: data\n              mountPath: /data\n",
-            volumes: "  volumeClaimTemplates:\n    - metadata:\n        name: data\n        labels:\n          app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n",
+            claims: &["data"],
             ..Extra::default()
         };
         let test = format!("fid-{}", policy.to_lowercase());
@@ -440,9 +485,9 @@ async fn run_as_root(pod: &Pod, volume: &str, script: &str) -> (i64, String) {
 async fn config_map_and_secret_files_have_their_modes_and_mounts_can_be_read_only() {
     let extra = Extra {
         pod_security: "        fsGroup: 2000\n",
-        kind: "StatefulSet",
         mounts: "            - name: config\n              mountPath: /etc/app\n            - name: picked\n              mountPath: /etc/picked\n            - name: secret\n              mountPath: /etc/secret\n            - name: frozen\n              mountPath: /frozen\n              readOnly: true\n",
-        volumes: "        - name: config\n          configMap:\n            name: pod-config\n        - name: picked\n          configMap:\n            name: pod-config\n            defaultMode: 288\n            items:\n              - {key: app.conf, path: sub/app.conf, mode: 256}\n              - {key: other.conf, path: other.conf}\n        - name: secret\n          secret:\n            secretName: wander-secrets\n            defaultMode: 256\n  volumeClaimTemplates:\n    - metadata:\n        name: frozen\n        labels:\n          app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n",
+        volumes: "        - name: config\n          configMap:\n            name: pod-config\n        - name: picked\n          configMap:\n            name: pod-config\n            defaultMode: 288\n            items:\n              - {key: app.conf, path: sub/app.conf, mode: 256}\n              - {key: other.conf, path: other.conf}\n        - name: secret\n          secret:\n            secretName: wander-secrets\n            defaultMode: 256\n",
+        claims: &["frozen"],
         ..Extra::default()
     };
     with_pod("fid-files", extra, |pod| async move {
@@ -506,11 +551,10 @@ async fn command_args_and_working_dir_replace_the_images_as_kubernetes_does() {
 async fn the_grace_period_is_the_time_between_sigterm_and_sigkill() {
     // The process takes 2 s to shut down after SIGTERM and records that it did.
     let extra = Extra {
-        kind: "StatefulSet",
         pod: "      terminationGracePeriodSeconds: 7\n",
         command: r#"[sh, -c, "trap 'sleep 2; echo clean > /data/stopped; exit 0' TERM; while true; do sleep 1; done"]"#,
         mounts: "            - name: data\n              mountPath: /data\n",
-        volumes: "  volumeClaimTemplates:\n    - metadata:\n        name: data\n        labels:\n          app.kubernetes.io/name: pod\n          app.kubernetes.io/component: pod\n          app.kubernetes.io/part-of: wander\n          app.kubernetes.io/managed-by: wander-xtask\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\n",
+        claims: &["data"],
         ..Extra::default()
     };
     with_pod("fid-grace", extra, |pod| async move {
@@ -596,16 +640,8 @@ async fn a_failing_liveness_probe_restarts_the_container_with_back_off() {
     };
     with_pod("fid-liveness", extra, |pod| async move {
         pod.up().await.unwrap();
-        let report = tempfile::tempdir().unwrap();
-        let shared = Shared::new(Events::none());
-        let kubelet = {
-            let runtime = pod.runtime.clone();
-            let shared = shared.clone();
-            let path = report.path().join("kubelet.json");
-            tokio::spawn(async move {
-                kubelet::supervise_stack(&runtime, &shared, &path, Duration::from_secs(600)).await;
-            })
-        };
+        let kubelet = Kubelet::start(&pod);
+        let shared = kubelet.shared.clone();
         let name = pod.runtime.names().container("pod");
         let id = pod.id().await;
         // Healthy for a while: nothing happens.
@@ -654,7 +690,6 @@ async fn a_failing_liveness_probe_restarts_the_container_with_back_off() {
                 .is_some_and(|w| w.contains("back-off 10s")),
             "{waited:?}"
         );
-        kubelet.abort();
     })
     .await;
 }
@@ -893,16 +928,8 @@ async fn the_redis_probe_fails_when_redis_answers_with_an_error() {
 async fn a_container_killed_through_the_engine_is_started_again_by_the_kubelet() {
     with_pod("fid-killed", Extra::default(), |pod| async move {
         pod.up().await.unwrap();
-        let report = tempfile::tempdir().unwrap();
-        let shared = Shared::new(Events::none());
-        let kubelet = {
-            let runtime = pod.runtime.clone();
-            let shared = shared.clone();
-            let path = report.path().join("kubelet.json");
-            tokio::spawn(async move {
-                kubelet::supervise_stack(&runtime, &shared, &path, Duration::from_secs(600)).await;
-            })
-        };
+        let kubelet = Kubelet::start(&pod);
+        let shared = kubelet.shared.clone();
         let id = pod.id().await;
         // Supervised first (the kubelet has seen it run), then killed: the engine's restart
         // policy does not apply to a container killed through the engine.
@@ -939,7 +966,6 @@ async fn a_container_killed_through_the_engine_is_started_again_by_the_kubelet()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        kubelet.abort();
     })
     .await;
 }
