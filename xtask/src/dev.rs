@@ -246,9 +246,8 @@ async fn verify(
 pub(crate) async fn api_health(url: &str, timeout: Duration) -> anyhow::Result<String> {
     let started = std::time::Instant::now();
     loop {
-        let body: serde_json::Value = reqwest::get(url)
-            .await
-            .with_context(|| format!("GET {url}"))?
+        let body: serde_json::Value = get_when_answering(url, timeout)
+            .await?
             .json()
             .await
             .with_context(|| format!("reading GET {url}"))?;
@@ -260,6 +259,36 @@ pub(crate) async fn api_health(url: &str, timeout: Duration) -> anyhow::Result<S
             bail!("the API reports {status}: {body}\nnext: `cargo xtask logs api` says why");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET url`, retried while the connection fails (refused, reset, timed out) for up to
+/// `timeout`: a service that is ready can still be out of reach for a moment, as on kind, where
+/// a rollout completes before kube-proxy has written the NodePort's rules (it syncs at most once
+/// a second there). Any HTTP answer ends the wait, whatever its status.
+pub(crate) async fn get_when_answering(
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Response> {
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    loop {
+        match client.get(url).send().await {
+            Ok(response) => return Ok(response),
+            Err(err)
+                if (err.is_connect() || err.is_timeout() || err.is_request())
+                    && started.elapsed() < timeout =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("GET {url}: no answer within {}s", timeout.as_secs())
+                });
+            }
+        }
     }
 }
 
@@ -349,5 +378,44 @@ fn open_browser(ctx: &Context, url: &str) {
     );
     if spawned.is_err() {
         ctx.ui().note(format!("open {url} in your browser"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_get_waits_for_a_server_that_is_not_listening_yet_and_no_longer() {
+        // A port that refuses connections for 600 ms, then answers.
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = reserved.local_addr().unwrap();
+        drop(reserved);
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0_u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            tokio::io::AsyncWriteExt::write_all(
+                &mut socket,
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}",
+            )
+            .await
+            .unwrap();
+        });
+        let url = format!("http://{addr}/health");
+        assert_eq!(
+            api_health(&url, Duration::from_secs(10)).await.unwrap(),
+            "/health ok"
+        );
+        server.await.unwrap();
+        // Nobody listening at all: refused until the time is up, then the error says so.
+        let started = std::time::Instant::now();
+        let err = get_when_answering(&url, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert!(format!("{err:#}").contains("no answer within"), "{err:#}");
     }
 }

@@ -139,6 +139,10 @@ pub(crate) fn plan(
             desired,
         });
     }
+    // The dependency graph's order, whatever order the kustomization lists the files in: the
+    // namespace, configuration, claims, then each workload after those it depends on, its
+    // Services just before it (a stable sort keeps the file order within each rank).
+    planned.sort_by_key(|p| apply_rank(stack, p));
     let after_config = planned
         .iter()
         .position(|p| !matches!(p.desired, Desired::Namespace(_) | Desired::ConfigMap(_)))
@@ -153,6 +157,31 @@ pub(crate) fn plan(
         },
     );
     Ok(planned)
+}
+
+/// Where an object goes in the apply: namespace, ConfigMaps, claims, then per workload in
+/// dependency order its Services and itself.
+fn apply_rank(stack: &Stack, planned: &Planned) -> usize {
+    let workload_rank = |name: &str| {
+        stack
+            .workloads
+            .iter()
+            .position(|w| w.name == name)
+            .map_or(usize::MAX, |index| 3 + 2 * index)
+    };
+    match &planned.desired {
+        Desired::Namespace(_) => 0,
+        Desired::ConfigMap(_) | Desired::Secret(_) => 1,
+        Desired::PersistentVolumeClaim(_) => 2,
+        Desired::Service(_) => stack
+            .services
+            .iter()
+            .find(|s| s.name == planned.name)
+            .map_or(usize::MAX, |s| workload_rank(&s.workload)),
+        Desired::Deployment(_) | Desired::StatefulSet(_) => {
+            workload_rank(&planned.name).saturating_add(1)
+        }
+    }
 }
 
 /// The Secret `wander-secrets` with every key of `secrets` (DESIGN.md decision 6), as `data`
@@ -279,9 +308,17 @@ where
 fn refused(what: &str, namespace: &str, err: kube::Error) -> anyhow::Error {
     match err {
         kube::Error::Api(status) => {
-            let hint = if status.reason == "NotFound" && status.message.contains("namespaces") {
+            // The NamespaceLifecycle admission plugin's two answers: 403 for a namespace being
+            // deleted, 404 for one that does not exist.
+            let hint = if status.reason == "Forbidden"
+                && status.message.contains("because it is being terminated")
+            {
                 format!(
-                    "; the namespace `{namespace}` is missing or being deleted, run `cargo xtask dev` again in a moment"
+                    "; the namespace `{namespace}` is being deleted (by an earlier `down --keep-cluster`?): run `cargo xtask dev` again once it is gone"
+                )
+            } else if status.reason == "NotFound" && status.message.contains("namespaces") {
+                format!(
+                    "; the namespace `{namespace}` is missing, run `cargo xtask dev` again to create it"
                 )
             } else {
                 String::new()

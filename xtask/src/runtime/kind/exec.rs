@@ -91,10 +91,17 @@ pub(crate) async fn ready_pod(client: &Client, namespace: &str, service: &str) -
     let pods = api
         .list(&ListParams::default().labels(&format!("{NAME_LABEL}={service}")))
         .await
-        .with_context(|| {
-            format!(
-                "listing the pods of {service} in namespace {namespace:?} (is the cluster reachable? see `cargo xtask status`)"
-            )
+        .map_err(|err| match err {
+            // It answered, and said no: a question of rights, not of reach.
+            kube::Error::Api(status) => anyhow::anyhow!(
+                "the cluster refused to list the pods of {service} in namespace {namespace:?} ({} {}): {}; the user of your kube context may lack the rights (`--context` chooses another)",
+                status.code,
+                status.reason,
+                status.message
+            ),
+            other => anyhow::Error::new(other).context(format!(
+                "listing the pods of {service} in namespace {namespace:?}: the cluster did not answer; is it running? `cargo xtask dev` starts it"
+            )),
         })?
         .items;
     if let Some(name) = pick_pod(&pods) {

@@ -279,7 +279,7 @@ async fn verify(
             if name == "api" {
                 dev::api_health(&format!("{url}/health"), timeout).await
             } else {
-                let response = reqwest::get(&url)
+                let response = dev::get_when_answering(&url, timeout)
                     .await
                     .with_context(|| format!("GET {url} (through kind's port mapping)"))?;
                 if !response.status().is_success() {

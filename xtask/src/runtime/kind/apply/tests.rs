@@ -32,7 +32,8 @@ impl Seen {
 }
 
 /// A refusal the fake server gives for one path: (path, code, reason, message).
-type Refusal = (String, u16, &'static str, String);
+/// The path refused, the status code and the Status body sent.
+type Refusal = (String, u16, Value);
 
 #[derive(Default)]
 struct FakeApiServer {
@@ -46,11 +47,11 @@ struct FakeApiServer {
 impl FakeApiServer {
     fn answer(&mut self, seen: &Seen) -> (u16, Value) {
         self.seen.push(seen.clone());
-        if let Some((path, code, reason, message)) = &self.refuse
+        if let Some((path, code, body)) = &self.refuse
             && *path == seen.path
             && seen.method == "PATCH"
         {
-            return (*code, status(*code, reason, message));
+            return (*code, body.clone());
         }
         match seen.method.as_str() {
             "GET" => match self.objects.get(&seen.path) {
@@ -233,8 +234,17 @@ async fn apply_refused(
     reason: &'static str,
     message: &str,
 ) -> (String, Arc<Mutex<FakeApiServer>>) {
+    apply_refused_with(path, code, status(code, reason, message)).await
+}
+
+/// Like [`apply_refused`], with the whole Status body given.
+async fn apply_refused_with(
+    path: String,
+    code: u16,
+    body: Value,
+) -> (String, Arc<Mutex<FakeApiServer>>) {
     let server = Arc::new(Mutex::new(FakeApiServer {
-        refuse: Some((path, code, reason, message.to_owned())),
+        refuse: Some((path, code, body)),
         ..FakeApiServer::default()
     }));
     let err = apply(&server, &Mutex::default()).await.unwrap_err();
@@ -512,6 +522,39 @@ async fn a_refused_secret_does_not_show_its_values() {
 
 #[tokio::test]
 async fn a_namespace_being_deleted_is_explained() {
+    // What the API server's NamespaceLifecycle admission plugin answers to a create in a
+    // namespace being deleted (kubernetes/kubernetes,
+    // plugin/pkg/admission/namespace/lifecycle/admission.go: errors.NewForbidden with the cause
+    // NamespaceTerminating added).
+    let body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "configmaps \"wander-config\" is forbidden: unable to create new content in namespace wander because it is being terminated",
+        "reason": "Forbidden",
+        "details": {
+            "name": "wander-config",
+            "kind": "configmaps",
+            "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": "namespace wander is being terminated",
+                "field": "metadata.namespace"
+            }]
+        },
+        "code": 403
+    });
+    let (err, _) = apply_refused_with(format!("{NS}/configmaps/wander-config"), 403, body).await;
+    assert!(
+        err.starts_with("manifests/config.yaml: ConfigMap/wander-config: the API server refused it (403 Forbidden): configmaps \"wander-config\" is forbidden: unable to create new content in namespace wander because it is being terminated; the namespace `wander` is being deleted (by an earlier `down --keep-cluster`?): run `cargo xtask dev` again once it is gone"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_namespace_is_explained() {
+    // The API server's answer to a namespaced object whose namespace does not exist
+    // (NamespaceLifecycle: errors.NewNotFound for the namespace).
     let (err, _) = apply_refused(
         format!("{NS}/configmaps/wander-config"),
         404,
@@ -520,7 +563,7 @@ async fn a_namespace_being_deleted_is_explained() {
     )
     .await;
     assert!(
-        err.starts_with("manifests/config.yaml: ConfigMap/wander-config: the API server refused it (404 NotFound): namespaces \"wander\" not found; the namespace `wander` is missing or being deleted"),
+        err.starts_with("manifests/config.yaml: ConfigMap/wander-config: the API server refused it (404 NotFound): namespaces \"wander\" not found; the namespace `wander` is missing"),
         "{err}"
     );
 }
@@ -632,4 +675,59 @@ fn the_secret_is_placed_after_the_config_and_before_the_workloads() {
     assert_eq!(keys, ["api-token", "postgres-password"]);
     let labels = secret.metadata.labels.unwrap();
     assert_eq!(labels["app.kubernetes.io/managed-by"], "wander-xtask");
+}
+
+#[test]
+fn the_apply_follows_the_dependency_graph_not_the_kustomizations_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(Context::for_tests().root().join("manifests")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    // The files listed backwards: the dashboard first, the namespace last.
+    let kustomization = dir.path().join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization).unwrap();
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- "))
+        .collect();
+    let mut reversed = text
+        .lines()
+        .filter(|l| !listed.contains(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    reversed.push('\n');
+    for line in listed.iter().rev() {
+        reversed.push_str(line);
+        reversed.push('\n');
+    }
+    std::fs::write(&kustomization, reversed).unwrap();
+    let stack = Stack::load(dir.path()).unwrap();
+    assert_eq!(
+        stack.objects[0].kind, "Service",
+        "the files are read backwards"
+    );
+    let planned = plan(&stack, &secrets(), &images()).unwrap();
+    let order: Vec<String> = planned
+        .iter()
+        .map(|p| format!("{}/{}", p.kind, p.name))
+        .collect();
+    // PostgreSQL and Redis depend on nothing: between the two, the (reversed) file order holds.
+    assert_eq!(
+        order,
+        [
+            "Namespace/wander",
+            "ConfigMap/wander-config",
+            "ConfigMap/redis-config",
+            "Secret/wander-secrets",
+            "Service/redis",
+            "Deployment/redis",
+            "Service/postgres",
+            "StatefulSet/postgres",
+            "Service/api",
+            "Deployment/api",
+            "Service/web",
+            "Deployment/web",
+        ]
+    );
 }

@@ -362,14 +362,41 @@ async fn the_newest_ready_pod_that_is_not_terminating_is_chosen() {
 
 #[tokio::test]
 async fn an_unreachable_cluster_is_said_with_the_next_step() {
+    // No answer at all: the connection to the API server fails.
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        if let Some((_, respond)) = handle.next_request().await {
+            respond.send_error(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ));
+        }
+    });
+    let client = Client::new(service, "default");
+    let error = ready_pod(&client, "wander", "api").await.unwrap_err();
+    let error = format!("{error:#}");
+    assert!(
+        error.starts_with("listing the pods of api in namespace \"wander\": the cluster did not answer; is it running? `cargo xtask dev` starts it: "),
+        "{error}"
+    );
+    assert!(error.contains("connection refused"), "{error}");
+}
+
+#[tokio::test]
+async fn a_cluster_that_refuses_says_so_rather_than_unreachable() {
+    // The API server's RBAC refusal (k8s.io/apiserver, endpoints/handlers/responsewriters:
+    // forbiddenMessage), as a context whose user may not list pods gets it.
     let (client, _) = answering(
         StatusCode::FORBIDDEN,
-        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": "pods is forbidden", "reason": "Forbidden", "code": 403 }),
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"wander\"",
+                "reason": "Forbidden", "details": { "kind": "pods" }, "code": 403 }),
     );
     let error = ready_pod(&client, "wander", "api").await.unwrap_err();
+    let error = format!("{error:#}");
     assert!(
-        format!("{error:#}").starts_with("listing the pods of api in namespace \"wander\" (is the cluster reachable? see `cargo xtask status`): "),
-        "{error:#}"
+        error.starts_with("the cluster refused to list the pods of api in namespace \"wander\" (403 Forbidden): pods is forbidden: User \"jane\" cannot list resource"),
+        "{error}"
     );
+    assert!(!error.contains("did not answer"), "{error}");
 }
