@@ -295,7 +295,14 @@ fn check_kind(ctx: &Context) -> Check {
                 fix,
             )
         }
-        Some(version) => Check::ok("kind", format!("kind {version} at {}", path.display())),
+        Some(version) => match other_provider(std::env::var("KIND_EXPERIMENTAL_PROVIDER").ok().as_deref()) {
+            Some(problem) => Check::fail(
+                "kind",
+                problem,
+                "unset KIND_EXPERIMENTAL_PROVIDER (`unset KIND_EXPERIMENTAL_PROVIDER`), or use the docker runtime: `--runtime docker`".to_owned(),
+            ),
+            None => Check::ok("kind", format!("kind {version} at {}", path.display())),
+        },
         None => Check::warn(
             "kind",
             format!(
@@ -328,6 +335,19 @@ fn version_number(version: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// How to install kind on this OS, with the docker runtime as the way around it.
+/// Why a `KIND_EXPERIMENTAL_PROVIDER` value breaks the kind runtime, if it does. kind puts its
+/// nodes on the provider named there (`podman`, `nerdctl`, `finch`, `nerdctl.lima`; it ignores
+/// other values and finds docker first: kubernetes-sigs/kind, `pkg/cluster/provider.go`), and
+/// nodes that are not the Docker engine's cannot be given the images this tool builds there.
+pub(crate) fn other_provider(value: Option<&str>) -> Option<String> {
+    match value? {
+        provider @ ("podman" | "nerdctl" | "finch" | "nerdctl.lima") => Some(format!(
+            "KIND_EXPERIMENTAL_PROVIDER={provider} makes kind run its nodes on {provider}, where the Docker engine that builds and loads the stack's images cannot reach them"
+        )),
+        _ => None,
+    }
+}
+
 pub(crate) fn kind_fix(os: &str, arch: &str) -> String {
     let arch = match arch {
         "aarch64" => "arm64",
@@ -838,6 +858,26 @@ mod tests {
         ];
         for (output, expected) in cases {
             assert_eq!(parse_kind_version(output), expected, "{output}");
+        }
+    }
+
+    #[test]
+    fn a_kind_provider_other_than_docker_is_refused_and_unknown_values_ignored_as_kind_does() {
+        for (value, refused) in [
+            (None, false),
+            (Some("docker"), false),
+            (Some(""), false),
+            (Some("Podman"), false),
+            (Some("podman"), true),
+            (Some("nerdctl"), true),
+            (Some("finch"), true),
+            (Some("nerdctl.lima"), true),
+        ] {
+            let problem = other_provider(value);
+            assert_eq!(problem.is_some(), refused, "{value:?}: {problem:?}");
+            if let Some(problem) = problem {
+                assert!(problem.contains("cannot reach them"), "{problem}");
+            }
         }
     }
 

@@ -28,19 +28,74 @@ pub(crate) fn list_command() -> Vec<String> {
         .to_vec()
 }
 
-/// The command that imports an image archive (as the engine exports it) from stdin; every
-/// platform in it, so that a multi-platform export is not refused for a missing one.
-pub(crate) fn import_command() -> Vec<String> {
-    [
-        "ctr",
-        CTR_NAMESPACE,
-        "images",
-        "import",
-        "--all-platforms",
-        "-",
+/// The command that imports an image archive (as the engine exports it) from stdin, as kind's
+/// `LoadImageArchive` does (kubernetes-sigs/kind, `pkg/cluster/nodeutils/util.go`: `ctr
+/// --namespace=k8s.io images import --all-platforms --digests --snapshotter=<s> -`), with one
+/// difference: the node's `platform` instead of `--all-platforms`. Docker's containerd image
+/// store exports a multi-platform image's whole index but only the host's layers, and
+/// `--all-platforms` then stops at the first missing one (`content digest ...: not found`,
+/// kind issues 3795, 4066, 4224); the node runs the engine's platform, so that one is all it
+/// needs. `snapshotter` is the one the node's kubelet uses ([`parse_snapshotter`]): an image
+/// unpacked for another would be listed yet unusable.
+pub(crate) fn import_command(snapshotter: &str, platform: &str) -> Vec<String> {
+    vec![
+        "ctr".to_owned(),
+        CTR_NAMESPACE.to_owned(),
+        "images".to_owned(),
+        "import".to_owned(),
+        "--digests".to_owned(),
+        format!("--snapshotter={snapshotter}"),
+        format!("--platform={platform}"),
+        "-".to_owned(),
     ]
-    .map(str::to_owned)
-    .to_vec()
+}
+
+/// The command that prints containerd's effective configuration in a node.
+pub(crate) fn config_dump_command() -> Vec<String> {
+    ["containerd", "config", "dump"].map(str::to_owned).to_vec()
+}
+
+/// The snapshotter of the CRI plugin (the kubelet's images) in `containerd config dump`'s
+/// output, read as kind reads it: from `plugins."io.containerd.grpc.v1.cri".containerd` in
+/// configuration version 2 (containerd 1.x, and the file kind's node ships), from
+/// `plugins."io.containerd.cri.v1.images"` in versions 3 (containerd 2.0 to 2.2) and 4 (2.3 and
+/// later), where containerd moves it when it loads a version 2 file. kind's node entrypoint
+/// switches it from `overlayfs` to `native` on ZFS and to `fuse-overlayfs` on fuseblk and on
+/// rootless hosts without a usable overlayfs.
+pub(crate) fn parse_snapshotter(dump: &str) -> anyhow::Result<String> {
+    let config: toml::Table =
+        toml::from_str(dump).context("reading `containerd config dump` in the kind node")?;
+    let path: &[&str] = match config.get("version").and_then(toml::Value::as_integer) {
+        Some(2) => &[
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "containerd",
+            "snapshotter",
+        ],
+        Some(3 | 4) => &["plugins", "io.containerd.cri.v1.images", "snapshotter"],
+        Some(other) => bail!(
+            "the kind node's containerd has configuration version {other}, which this tool does not know (2, 3 and 4 are known); update the xtask, or use a kind node image of containerd 2.3 or older"
+        ),
+        None => bail!("`containerd config dump` in the kind node printed no configuration version"),
+    };
+    let mut value: Option<&toml::Value> = None;
+    for (index, key) in path.iter().enumerate() {
+        value = if index == 0 {
+            config.get(*key)
+        } else {
+            value.and_then(|v| v.get(*key))
+        };
+    }
+    value
+        .and_then(toml::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "`containerd config dump` in the kind node names no snapshotter at {}",
+                path.join(" > ")
+            )
+        })
 }
 
 /// What happened to one image on one node.
@@ -92,11 +147,23 @@ pub(crate) async fn load_images(
             }
         }
     }
+    // Asked only when something is sent: a warm `dev` runs no command it does not need.
+    let platform = if transfers.is_empty() {
+        String::new()
+    } else {
+        engine_platform(docker).await?
+    };
+    let mut snapshotters: std::collections::BTreeMap<&String, String> =
+        std::collections::BTreeMap::new();
     // One transfer at a time: they compete for the same disk and the engine's export, and the
     // per-image timings stay meaningful.
     for &(image, node) in &transfers {
+        if !snapshotters.contains_key(node) {
+            snapshotters.insert(node, node_snapshotter(docker, node).await?);
+        }
+        let command = import_command(&snapshotters[node], &platform);
         let started = Instant::now();
-        let bytes = import(docker, node, image).await?;
+        let bytes = import(docker, node, image, command).await?;
         let elapsed = started.elapsed();
         on_progress(&format!(
             "{image}: loaded into {node} in {} ({})",
@@ -132,6 +199,33 @@ async fn verify(docker: &Docker, transfers: &[(&String, &String)]) -> anyhow::Re
     Ok(())
 }
 
+/// The engine's platform, `linux/amd64` or `linux/arm64`: the kind nodes it runs have it.
+async fn engine_platform(docker: &Docker) -> anyhow::Result<String> {
+    let version = docker
+        .version()
+        .await
+        .context("asking the Docker engine for its platform")?;
+    match (version.os, version.arch) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(format!("{os}/{arch}")),
+        _ => bail!("the Docker engine did not say which platform it runs"),
+    }
+}
+
+/// The snapshotter the kubelet's containerd uses in `node`.
+async fn node_snapshotter(docker: &Docker, node: &str) -> anyhow::Result<String> {
+    let out = capture(docker, node, &config_dump_command(), None, &[])
+        .await
+        .with_context(|| format!("running `containerd config dump` in the kind node {node}"))?;
+    if out.exit_code != 0 {
+        bail!(
+            "`containerd config dump` in the kind node {node} exited with {}: {}",
+            out.exit_code,
+            last_lines(&out.stderr_text())
+        );
+    }
+    parse_snapshotter(&out.stdout_text()).with_context(|| format!("the kind node {node}"))
+}
+
 /// The image references containerd in `node` knows, as `ctr images ls -q` prints them.
 async fn list_images(docker: &Docker, node: &str) -> anyhow::Result<String> {
     let listed = capture(docker, node, &list_command(), None, &[])
@@ -149,13 +243,18 @@ async fn list_images(docker: &Docker, node: &str) -> anyhow::Result<String> {
 
 /// Streams the engine's export of `image` into `ctr images import` in `node`; returns the number
 /// of bytes sent. The archive is never held in memory as a whole.
-async fn import(docker: &Docker, node: &str, image: &str) -> anyhow::Result<u64> {
+async fn import(
+    docker: &Docker,
+    node: &str,
+    image: &str,
+    command: Vec<String>,
+) -> anyhow::Result<u64> {
     let config = ExecConfig {
         attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(false),
-        cmd: Some(import_command()),
+        cmd: Some(command),
         ..ExecConfig::default()
     };
     let id = docker
@@ -360,10 +459,121 @@ mod tests {
             list_command().join(" "),
             "ctr --namespace=k8s.io images ls -q"
         );
-        assert_eq!(
-            import_command().join(" "),
-            "ctr --namespace=k8s.io images import --all-platforms -"
-        );
+        assert_eq!(config_dump_command().join(" "), "containerd config dump");
+        for (snapshotter, platform, line) in [
+            (
+                "overlayfs",
+                "linux/amd64",
+                "ctr --namespace=k8s.io images import --digests --snapshotter=overlayfs --platform=linux/amd64 -",
+            ),
+            (
+                "native",
+                "linux/arm64",
+                "ctr --namespace=k8s.io images import --digests --snapshotter=native --platform=linux/arm64 -",
+            ),
+            (
+                "fuse-overlayfs",
+                "linux/amd64",
+                "ctr --namespace=k8s.io images import --digests --snapshotter=fuse-overlayfs --platform=linux/amd64 -",
+            ),
+        ] {
+            let command = import_command(snapshotter, platform);
+            assert_eq!(command.join(" "), line);
+            assert!(
+                !command.iter().any(|a| a == "--all-platforms"),
+                "an export from Docker's containerd store holds one platform's layers"
+            );
+        }
+    }
+
+    /// containerd 1.x (configuration version 2): an excerpt of the real kind node configuration
+    /// kind tests against (kubernetes-sigs/kind, `pkg/cluster/nodeutils/util_test.go`,
+    /// "a real, known kind node containerd config"), whose snapshotter kind's entrypoint
+    /// rewrites with sed (`images/base/files/usr/local/bin/entrypoint`).
+    const DUMP_V2: &str = r#"version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+
+[plugins]
+
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.7"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      disable_snapshot_annotations = true
+      discard_unpacked_layers = true
+      no_pivot = false
+      snapshotter = "SNAPSHOTTER"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+
+[proxy_plugins]
+
+  [proxy_plugins.fuse-overlayfs]
+    address = "/run/containerd-fuse-overlayfs.sock"
+    type = "snapshot"
+"#;
+
+    /// containerd 2.0 (configuration version 3), as go-toml v2 prints it: single-quoted keys
+    /// and strings (containerd issue 10132, `containerd config default` of v2.0.0-rc.1).
+    const DUMP_V3: &str = "version = 3
+root = '/var/lib/containerd'
+state = '/run/containerd'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'SNAPSHOTTER'
+    disable_snapshot_annotations = true
+    discard_unpacked_layers = false
+    max_concurrent_downloads = 3
+    image_pull_progress_timeout = '5m0s'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+";
+
+    #[test]
+    fn the_snapshotter_is_read_from_each_configuration_version() {
+        // containerd 2.3 prints version 4 with the same key (kind's own fixture uses btrfs).
+        let v4 = DUMP_V3.replacen("version = 3", "version = 4", 1);
+        for (dump, snapshotter) in [
+            (DUMP_V2, "overlayfs"),
+            (DUMP_V2, "native"),
+            (DUMP_V2, "fuse-overlayfs"),
+            (DUMP_V3, "overlayfs"),
+            (DUMP_V3, "fuse-overlayfs"),
+            (v4.as_str(), "native"),
+        ] {
+            let dump = dump.replace("SNAPSHOTTER", snapshotter);
+            assert_eq!(parse_snapshotter(&dump).unwrap(), snapshotter, "{dump}");
+        }
+        // A version 2 dump with the 2.x key only is not read: the version says where to look.
+        let mismatched = DUMP_V3
+            .replacen("version = 3", "version = 2", 1)
+            .replace("SNAPSHOTTER", "native");
+        for (dump, expected) in [
+            (
+                mismatched.as_str(),
+                "names no snapshotter at plugins > io.containerd.grpc.v1.cri",
+            ),
+            (
+                "version = 5\n",
+                "configuration version 5, which this tool does not know",
+            ),
+            ("root = '/x'\n", "printed no configuration version"),
+            ("version = = 2", "reading `containerd config dump`"),
+            (
+                "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nsnapshotter = \"\"\n",
+                "names no snapshotter",
+            ),
+        ] {
+            let err = format!("{:#}", parse_snapshotter(dump).unwrap_err());
+            assert!(err.contains(expected), "{dump:?}: {err}");
+        }
     }
 
     #[test]
@@ -440,7 +650,12 @@ shift
 case "$*" in
 "images ls -q")
   cat "$state/images" ;;
-"images import --all-platforms -")
+"images import --digests --snapshotter="*" --platform="*" -")
+  # As containerd answers an import for a snapshotter it has not loaded.
+  if [ "$4" != "--snapshotter=$(cat "$state/snapshotter")" ]; then
+    echo "ctr: snapshotter not loaded: ${4#--snapshotter=}: invalid argument" >&2; exit 1
+  fi
+  echo "$5" > "$state/platform"
   work=$(mktemp -d)
   cat > "$work/image.tar"
   if [ -e "$state/fail" ]; then
@@ -461,9 +676,34 @@ case "$*" in
 esac
 "#;
 
-    /// Starts a fake node for `test` with `ctr` installed and `images` already listed.
+    /// A stand-in for `containerd config dump`: the version 2 configuration above, with the
+    /// snapshotter in `/fake-ctr/snapshotter`.
+    const FAKE_CONTAINERD: &str = r#"#!/bin/sh
+[ "$*" = "config dump" ] || { echo "containerd: unexpected arguments: $*" >&2; exit 2; }
+sed "s/SNAPSHOTTER/$(cat /fake-ctr/snapshotter)/" /fake-ctr/config.toml
+"#;
+
+    /// Starts a fake node for `test` with `ctr` installed and `images` already listed; its
+    /// containerd uses the snapshotter `overlayfs`.
     async fn fake_node(docker: &Docker, toolbox: &str, test: &str, images: &[&str]) -> String {
         let id = testing::start(docker, toolbox, test, &["sleep", "600"]).await;
+        let files = [
+            ("/bin/containerd", FAKE_CONTAINERD),
+            ("/fake-ctr/config.toml", DUMP_V2),
+            ("/fake-ctr/snapshotter", "overlayfs\n"),
+        ];
+        for (path, content) in files {
+            let write = [
+                "sh",
+                "-c",
+                &format!("mkdir -p /fake-ctr && cat > {path} && chmod 755 {path}"),
+            ]
+            .map(str::to_owned);
+            let done = capture(docker, &id, &write, Some(content.as_bytes().to_vec()), &[])
+                .await
+                .unwrap();
+            assert_eq!(done.exit_code, 0, "{}", done.stderr_text());
+        }
         let mut setup = "cat > /bin/ctr && chmod 755 /bin/ctr && mkdir -p /fake-ctr".to_owned();
         for image in images {
             setup = format!("{setup} && echo {image} >> /fake-ctr/images");
@@ -628,6 +868,24 @@ esac
             let node = fake_node(&docker, &toolbox, test, &[]).await;
             let nodes = [node.clone()];
             let images = [one.clone()];
+
+            // A node whose containerd uses another snapshotter gets the import for that one,
+            // with the engine's platform.
+            node_sh(&docker, &node, "echo native > /fake-ctr/snapshotter").await;
+            load_images(&docker, &nodes, &images, &|_| {})
+                .await
+                .unwrap();
+            let platform = node_sh(&docker, &node, "cat /fake-ctr/platform").await;
+            let version = docker.version().await.unwrap();
+            assert_eq!(
+                platform.trim(),
+                format!(
+                    "--platform={}/{}",
+                    version.os.unwrap(),
+                    version.arch.unwrap()
+                )
+            );
+            node_sh(&docker, &node, "> /fake-ctr/images").await;
 
             node_sh(&docker, &node, "touch /fake-ctr/fail").await;
             let err = load_images(&docker, &nodes, &images, &|_| {})

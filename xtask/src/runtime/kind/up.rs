@@ -70,6 +70,15 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         let ensured = kind.ensure(&stack.kind_config, ctx.state().path(), &|note| {
             step.println(format!("  note: {note}"));
         })?;
+        if ensured != Ensured::Created {
+            let started = start_stopped_nodes(&docker, &kind.nodes()?).await?;
+            if !started.is_empty() {
+                step.println(format!(
+                    "  note: the cluster's node containers were stopped (a restart of Docker, or `docker stop`), and kind does not start them again: started {}",
+                    started.join(", ")
+                ));
+            }
+        }
         step.sub("connecting");
         let client = client::connect(&kind, None).await?;
         step.sub("waiting for the nodes to be Ready");
@@ -250,6 +259,38 @@ fn images_summary(resolved: &BTreeMap<String, Resolved>, loaded: &[load::Loaded]
             loaded.len() - sent.len()
         )
     }
+}
+
+/// Starts the node containers of an existing cluster that are not running, and returns their
+/// names. kind's nodes restart only after a failure (`--restart=on-failure:1`), so after a
+/// `docker stop` or a restart of Docker Desktop the cluster stays down, and every command that
+/// asks it anything (`kind get kubeconfig` runs in the control-plane node) fails.
+async fn start_stopped_nodes(docker: &Docker, nodes: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut started = Vec::new();
+    for node in nodes {
+        let details = docker
+            .inspect_container(node, None)
+            .await
+            .with_context(|| format!("looking at the kind node container {node}"))?;
+        if crate::runtime::docker::is_running(&details) {
+            continue;
+        }
+        match docker.start_container(node, None).await {
+            // 304: started meanwhile.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => started.push(node.clone()),
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "starting the stopped kind node {node}; `cargo xtask down` then `cargo xtask dev` makes the cluster anew"
+                    )
+                });
+            }
+        }
+    }
+    Ok(started)
 }
 
 /// After the rollout: the checks that prove each service does its job, not merely runs. The

@@ -162,3 +162,47 @@ fn the_images_line_says_what_was_built_and_what_was_sent() {
         "1 built, 1 up to date; all already in the nodes"
     );
 }
+
+#[tokio::test]
+async fn stopped_node_containers_are_started_and_running_ones_left_alone() {
+    use crate::images::toolbox::testing;
+    let test = "kind-stopped-nodes";
+    testing::with_engine(test, |docker, toolbox| async move {
+        // Two stand-ins for node containers: one running, one stopped as `docker stop` leaves
+        // it (kind's nodes restart on failure only, so it stays so).
+        let running = testing::start(&docker, &toolbox, test, &["sleep", "600"]).await;
+        let stopped = testing::start(&docker, &toolbox, test, &["sleep", "600"]).await;
+        docker
+            .stop_container(
+                &stopped,
+                Some(
+                    bollard::query_parameters::StopContainerOptionsBuilder::new()
+                        .t(0)
+                        .build(),
+                ),
+            )
+            .await
+            .unwrap();
+        let nodes = [running.clone(), stopped.clone()];
+        let started = start_stopped_nodes(&docker, &nodes).await.unwrap();
+        assert_eq!(started, [stopped.clone()]);
+        for node in &nodes {
+            let details = docker.inspect_container(node, None).await.unwrap();
+            assert!(crate::runtime::docker::is_running(&details), "{node}");
+        }
+        assert!(
+            start_stopped_nodes(&docker, &nodes)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let err = start_stopped_nodes(&docker, &["wander-no-such-node".to_owned()])
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("wander-no-such-node"),
+            "{err:#}"
+        );
+    })
+    .await;
+}
