@@ -185,7 +185,7 @@ async fn stopped_node_containers_are_started_and_running_ones_left_alone() {
             .unwrap();
         let nodes = [running.clone(), stopped.clone()];
         let started = start_stopped_nodes(&docker, &nodes).await.unwrap();
-        assert_eq!(started, [stopped.clone()]);
+        assert_eq!(started, std::slice::from_ref(&stopped));
         for node in &nodes {
             let details = docker.inspect_container(node, None).await.unwrap();
             assert!(crate::runtime::docker::is_running(&details), "{node}");
