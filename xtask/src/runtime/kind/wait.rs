@@ -197,11 +197,6 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
         Ok(list) => list.items,
         Err(error) => return format!("  (could not list its pods: {error})\n"),
     };
-    if pods_found.is_empty() {
-        return format!(
-            "  no pod is labelled {NAME_LABEL}={name}; check the workload's template in manifests/\n"
-        );
-    }
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     let mut out = String::new();
     let events_found = match events.list(&ListParams::default()).await {
@@ -211,6 +206,10 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
             Vec::new()
         }
     };
+    if pods_found.is_empty() {
+        out.push_str(&no_pods(name, &events_found));
+        return out;
+    }
     let findings = explain::explain(&pods_found, &events_found);
     out.push_str(&explain::render(&findings));
     for (pod, container, previous) in crashing(&pods_found) {
@@ -244,6 +243,49 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
         }
     }
     out
+}
+
+/// Why a workload has no pod at all. Its controller says so in `FailedCreate` events (on the
+/// Deployment's ReplicaSet `<name>-<hash>`, or on the StatefulSet itself), whose message is the
+/// API server's refusal, such as Pod Security admission's `violates PodSecurity
+/// "restricted:latest": ...` (kubernetes/kubernetes, pkg/controller/controller_utils.go:
+/// `Error creating: %v`); the newest is shown. Without one, the template's labels are the
+/// likely cause.
+pub(crate) fn no_pods(name: &str, events: &[Event]) -> String {
+    let newest = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter(|e| {
+            let object = &e.involved_object;
+            match (object.kind.as_deref(), object.name.as_deref()) {
+                (Some("StatefulSet"), Some(owner)) => owner == name,
+                (Some("ReplicaSet"), Some(owner)) => owner
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| !hash.is_empty() && !hash.contains('-')),
+                _ => false,
+            }
+        })
+        .max_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        });
+    match newest.and_then(|e| e.message.as_deref()) {
+        Some(message) => {
+            // client-go's event aggregation may prefix it; the API server's words follow.
+            let message = message
+                .trim_start_matches("(combined from similar events): ")
+                .trim_start_matches("Error creating: ");
+            format!(
+                "  its pods cannot be created: {message}\n  fix the pod template in manifests/ (the namespace enforces restricted Pod Security), then run `cargo xtask dev` again\n"
+            )
+        }
+        None => format!(
+            "  no pod is labelled {NAME_LABEL}={name}; check the workload's template in manifests/\n"
+        ),
+    }
 }
 
 /// The containers worth showing logs of, as (pod, container, previous run?): those that

@@ -393,3 +393,62 @@ fn crashing_containers_are_picked_with_the_run_worth_reading() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// A `FailedCreate` event as the ReplicaSet controller records it when Pod Security admission
+/// refuses a pod (message from a real `kubectl events` output of such a refusal, names ours).
+fn failed_create(kind: &str, owner: &str, at: &str, message: &str) -> Event {
+    serde_json::from_value(json!({
+        "metadata": { "name": format!("{owner}.1"), "namespace": "wander" },
+        "involvedObject": { "kind": kind, "namespace": "wander", "name": owner, "apiVersion": "apps/v1" },
+        "reason": "FailedCreate",
+        "type": "Warning",
+        "message": message,
+        "lastTimestamp": at,
+        "source": { "component": "replicaset-controller" },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_workload_without_pods_is_explained_by_its_controllers_failed_creates() {
+    let refusal = "pods \"api-5dc589cf94-c9qk7\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"api\" must set securityContext.allowPrivilegeEscalation=false)";
+    let events = [
+        failed_create(
+            "ReplicaSet",
+            "api-5dc589cf94",
+            "2026-12-05T10:00:00Z",
+            "Error creating: pods \"api-5dc589cf94-aaaaa\" is forbidden: an older refusal",
+        ),
+        failed_create(
+            "ReplicaSet",
+            "api-5dc589cf94",
+            "2026-12-05T10:00:09Z",
+            &format!("(combined from similar events): Error creating: {refusal}"),
+        ),
+        // Another workload's, whose name begins like this one's.
+        failed_create(
+            "ReplicaSet",
+            "api-gateway-7f9c",
+            "2026-12-05T10:00:10Z",
+            "Error creating: not this one",
+        ),
+    ];
+    let text = no_pods("api", &events);
+    assert!(
+        text.starts_with(&format!("  its pods cannot be created: {refusal}\n")),
+        "{text}"
+    );
+    // A StatefulSet records them on itself.
+    let text = no_pods(
+        "postgres",
+        &[failed_create(
+            "StatefulSet",
+            "postgres",
+            "2026-12-05T10:00:00Z",
+            "create Pod postgres-0 in StatefulSet postgres failed error: pods \"postgres-0\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true",
+        )],
+    );
+    assert!(text.contains("violates PodSecurity"), "{text}");
+    // Nothing recorded: the labels are the likely cause.
+    assert!(no_pods("web", &events).contains("no pod is labelled"));
+}
