@@ -62,15 +62,31 @@ pub(crate) async fn wait_rollout(
                 }
                 WorkloadKind::StatefulSet => {
                     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-                    follow(
-                        &api,
-                        kind,
-                        name,
-                        rollout::statefulset_status,
-                        &mut last,
-                        on_progress,
-                    )
-                    .await
+                    // The watch and the forced rollback share the progress line, one at a time.
+                    let progress = std::sync::Mutex::new(&mut *on_progress);
+                    let mut report = |message: &str| {
+                        if let Ok(mut progress) = progress.lock() {
+                            progress(message);
+                        }
+                    };
+                    let mut report_too = |message: &str| {
+                        if let Ok(mut progress) = progress.lock() {
+                            progress(message);
+                        }
+                    };
+                    tokio::select! {
+                        done = follow(
+                            &api,
+                            kind,
+                            name,
+                            rollout::statefulset_status,
+                            &mut last,
+                            &mut report,
+                        ) => done,
+                        never = replace_stuck_pods(client, namespace, name, &mut report_too) => {
+                            match never {}
+                        }
+                    }
                 }
             }
         };
@@ -243,6 +259,109 @@ async fn explanation(client: &Client, namespace: &str, name: &str) -> String {
         }
     }
     out
+}
+
+/// How often a StatefulSet's rollout is looked at for a pod that holds it up.
+const STUCK_CHECK: Duration = Duration::from_secs(2);
+
+/// Waiting reasons of a container that will not get better by waiting.
+const BROKEN: [&str; 5] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// The pods that hold up a StatefulSet's rollout forever, with why: with `OrderedReady` (the
+/// default) the controller replaces a pod only once every pod is Running and Ready, so a pod of
+/// the old revision that crashes is never replaced by the fixed template (the "forced
+/// rollback" of the StatefulSet documentation, which asks for the broken pod to be deleted by
+/// hand). A pod is such a one when it runs another revision than the update's, is not Ready,
+/// and a container of it is in a back-off or an error that waiting cannot end.
+pub(crate) fn stuck_pods(statefulset: &StatefulSet, pods: &[Pod]) -> Vec<(String, String)> {
+    let Some(status) = &statefulset.status else {
+        return Vec::new();
+    };
+    let Some(update) = status.update_revision.as_deref() else {
+        return Vec::new();
+    };
+    let ordered = statefulset
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_management_policy.as_deref())
+        .is_none_or(|p| p == "OrderedReady");
+    if !ordered || status.current_revision.as_deref() == Some(update) {
+        return Vec::new();
+    }
+    let mut stuck = Vec::new();
+    for pod in pods {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let revision = pod
+            .labels()
+            .get("controller-revision-hash")
+            .map(String::as_str);
+        if revision == Some(update) {
+            continue;
+        }
+        let pod_status = pod.status.as_ref();
+        let ready = pod_status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            continue;
+        }
+        let broken = pod_status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+                BROKEN
+                    .contains(&reason)
+                    .then(|| format!("container {} is in {reason}", c.name))
+            });
+        if let Some(why) = broken {
+            stuck.push((pod.name_any(), why));
+        }
+    }
+    stuck
+}
+
+/// Deletes, as they appear, the pods of StatefulSet `name` that hold up its rollout (see
+/// [`stuck_pods`]), saying so; the controller then makes them anew from the current template.
+/// Runs until dropped.
+async fn replace_stuck_pods(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    report: &mut (dyn FnMut(&str) + Send),
+) -> std::convert::Infallible {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = ListParams::default().labels(&format!("{NAME_LABEL}={name}"));
+    loop {
+        tokio::time::sleep(STUCK_CHECK).await;
+        let Ok(Some(statefulset)) = statefulsets.get_opt(name).await else {
+            continue;
+        };
+        let Ok(found) = pods.list(&selector).await else {
+            continue;
+        };
+        for (pod, why) in stuck_pods(&statefulset, &found.items) {
+            if pods
+                .delete(&pod, &kube::api::DeleteParams::default())
+                .await
+                .is_ok()
+            {
+                report(&format!(
+                    "deleted pod {pod}: it runs the previous revision and {why}, and the StatefulSet controller would wait for it forever"
+                ));
+            }
+        }
+    }
 }
 
 /// Why a workload has no pod at all. Its controller says so in `FailedCreate` events (on the

@@ -452,3 +452,115 @@ fn a_workload_without_pods_is_explained_by_its_controllers_failed_creates() {
     // Nothing recorded: the labels are the likely cause.
     assert!(no_pods("web", &events).contains("no pod is labelled"));
 }
+
+/// A StatefulSet in the middle of a rollout from revision `postgres-old` to `postgres-new`.
+fn rolling_statefulset(policy: Option<&str>, current: &str) -> StatefulSet {
+    let mut spec = json!({ "selector": {}, "serviceName": "postgres", "template": {} });
+    if let Some(policy) = policy {
+        spec["podManagementPolicy"] = json!(policy);
+    }
+    serde_json::from_value(json!({
+        "metadata": { "name": "postgres", "namespace": "wander" },
+        "spec": spec,
+        "status": { "replicas": 1, "currentRevision": current, "updateRevision": "postgres-new" },
+    }))
+    .unwrap()
+}
+
+/// A pod of the StatefulSet at `revision`, its container waiting for `waiting` (a reason) or
+/// running, as the kubelet reports it.
+fn revision_pod(name: &str, revision: &str, ready: bool, waiting: Option<&str>) -> Pod {
+    let state = match waiting {
+        Some(reason) => {
+            json!({ "waiting": { "reason": reason, "message": format!("back-off 40s restarting failed container=postgres pod={name}_wander(0f7d)") } })
+        }
+        None => json!({ "running": { "startedAt": "2026-12-05T10:00:00Z" } }),
+    };
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": "wander", "labels": {
+            "app.kubernetes.io/name": "postgres", "controller-revision-hash": revision,
+            "statefulset.kubernetes.io/pod-name": name } },
+        "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
+            "containerStatuses": [{ "name": "postgres", "ready": ready, "restartCount": 4,
+                "image": "postgres:15", "imageID": "", "state": state }],
+        },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_broken_pod_of_the_previous_revision_holds_up_an_ordered_rollout() {
+    let rolling = rolling_statefulset(None, "postgres-old");
+    let crashing_old = revision_pod(
+        "postgres-0",
+        "postgres-old",
+        false,
+        Some("CrashLoopBackOff"),
+    );
+    // (StatefulSet, pods, the pods to delete)
+    let cases: Vec<(StatefulSet, Vec<Pod>, Vec<&str>)> = vec![
+        (
+            rolling.clone(),
+            vec![crashing_old.clone()],
+            vec!["postgres-0"],
+        ),
+        (
+            rolling.clone(),
+            vec![revision_pod(
+                "postgres-0",
+                "postgres-old",
+                false,
+                Some("ImagePullBackOff"),
+            )],
+            vec!["postgres-0"],
+        ),
+        // Of the new revision already: the controller's own business.
+        (
+            rolling.clone(),
+            vec![revision_pod(
+                "postgres-0",
+                "postgres-new",
+                false,
+                Some("CrashLoopBackOff"),
+            )],
+            vec![],
+        ),
+        // Old but Ready, or old and still starting: the rollout will get to it.
+        (
+            rolling.clone(),
+            vec![revision_pod("postgres-0", "postgres-old", true, None)],
+            vec![],
+        ),
+        (
+            rolling.clone(),
+            vec![revision_pod(
+                "postgres-0",
+                "postgres-old",
+                false,
+                Some("ContainerCreating"),
+            )],
+            vec![],
+        ),
+        // Parallel pod management replaces pods without waiting; no rollout, nothing stuck.
+        (
+            rolling_statefulset(Some("Parallel"), "postgres-old"),
+            vec![crashing_old.clone()],
+            vec![],
+        ),
+        (
+            rolling_statefulset(None, "postgres-new"),
+            vec![crashing_old],
+            vec![],
+        ),
+    ];
+    for (statefulset, pods, expected) in cases {
+        let stuck = stuck_pods(&statefulset, &pods);
+        let names: Vec<&str> = stuck.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, expected, "{pods:?}");
+        for (_, why) in &stuck {
+            assert!(why.starts_with("container postgres is in "), "{why}");
+        }
+    }
+}
