@@ -24,7 +24,7 @@ fn pod_json(name: &str, ready: bool, born: u32, deleting: bool) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": metadata,
         "spec": { "containers": [{ "name": "api", "image": "wander/api:3f9a",
-                                   "ports": [{ "name": "http", "containerPort": 8080 }] }] },
+                                   "ports": [{ "name": "http", "containerPort": 3080 }] }] },
         "status": { "phase": "Running",
                     "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
     })
@@ -133,7 +133,8 @@ fn target_ports_resolve_like_the_api_server() {
     ]))
     .unwrap();
     let api = pod("a", true, 1, false);
-    assert_eq!(target_port(&ports, 8080, &api).unwrap(), 8080);
+    // A named targetPort is the container's port of that name, not the Service's port.
+    assert_eq!(target_port(&ports, 8080, &api).unwrap(), 3080);
     assert_eq!(target_port(&ports, 9000, &api).unwrap(), 9090);
     assert_eq!(target_port(&ports, 7000, &api).unwrap(), 7000);
     let unnamed = target_port(&ports, 6000, &api).unwrap_err().to_string();
@@ -170,6 +171,8 @@ struct FakePods {
     /// Pods whose forward fails (listed as ready, but the kubelet no longer has them).
     refusing: Mutex<Vec<String>>,
     connects: Mutex<Vec<String>>,
+    /// For each connect, whether its pod was ready at that moment.
+    connected_while_ready: Mutex<Vec<bool>>,
 }
 
 impl Pods for Arc<FakePods> {
@@ -182,6 +185,15 @@ impl Pods for Arc<FakePods> {
     async fn connect(&self, pod: &Pod) -> Result<DuplexStream> {
         let name = pod.name_any();
         self.connects.lock().unwrap().push(name.clone());
+        // What the pod is now, whatever the forwarder was shown: the kubelet forwards to a pod
+        // that is not ready just as well, so only the forwarder can hold back.
+        let ready_now = self
+            .pods
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.name_any() == name && is_eligible(p));
+        self.connected_while_ready.lock().unwrap().push(ready_now);
         if self.refusing.lock().unwrap().contains(&name) {
             bail!("pod {name} not found");
         }
@@ -277,6 +289,8 @@ async fn a_connection_waits_for_a_pod_to_become_ready() {
         *later.pods.lock().unwrap() = vec![pod("api-1", true, 1, false)];
     });
     assert_eq!(ask(address).await, "api-1");
+    // No connect was tried while the pod was not ready.
+    assert_eq!(*pods.connected_while_ready.lock().unwrap(), [true]);
 }
 
 #[tokio::test]
@@ -377,6 +391,53 @@ async fn through_the_api_a_deleted_pod_is_replaced_on_the_next_connection() {
     let ports = forwarder.pods.api.ports.lock().unwrap().clone();
     assert_eq!(
         target_port(&ports, 8080, &pod("api-2", true, 7, false)).unwrap(),
-        8080
+        3080
     );
+}
+
+#[tokio::test]
+async fn the_forward_asks_the_kubelet_for_the_containers_port_not_the_services() {
+    // The real connect path: the Service's port 8080 targets the port named `http`, which the
+    // pod's container has as 3080; the port-forward request (a websocket upgrade of
+    // `pods/<name>/portforward?ports=...`, as kubectl sends it) must name 3080. The mock cannot
+    // upgrade, so it refuses; the request it saw is what counts.
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "api", "namespace": "wander" },
+        "spec": { "selector": { "app.kubernetes.io/name": "api" },
+                  "ports": [{ "port": 8080, "targetPort": "http" }] }
+    });
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        let list = json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {},
+                           "items": [pod_json("api-1", true, 1, false)] });
+        for answer in [service, list] {
+            let (request, send) = handle.next_request().await.unwrap();
+            record.lock().unwrap().push(request.uri().to_string());
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&answer).unwrap(),
+            )));
+        }
+        let (request, send) = handle.next_request().await.unwrap();
+        record.lock().unwrap().push(request.uri().to_string());
+        send.send_response(
+            Response::builder()
+                .status(400)
+                .body(Body::from(b"upgrade refused by the test".to_vec()))
+                .unwrap(),
+        );
+    });
+    let client = Client::new(mock, "wander");
+    let pods = ServicePods::new(&client, "wander", "api", 8080);
+    let found = pods.pods().await.unwrap();
+    assert!(pods.connect(&found[0]).await.is_err());
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[2].starts_with("/api/v1/namespaces/wander/pods/api-1/portforward?"),
+        "{seen:?}"
+    );
+    assert!(seen[2].contains("ports=3080"), "{seen:?}");
 }
