@@ -135,7 +135,7 @@ pub(crate) async fn load_images(
     let mut transfers = Vec::new();
     for image in images {
         for (node, listing) in &listings {
-            if is_present(image, listing) {
+            if is_present(image, listing) && same_content(docker, node, image).await? {
                 on_progress(&format!("{image}: already on {node}"));
                 results.push(Loaded {
                     image: image.clone(),
@@ -197,6 +197,60 @@ async fn verify(docker: &Docker, transfers: &[(&String, &String)]) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Whether the image the node has under `image`'s tag is the engine's. The tags this tool makes
+/// (`wander/...`) are content hashes: the tag alone says so. Any other tag can move (a newer
+/// `postgres:15-bookworm` pulled since), so the ids are compared as `kind load docker-image`
+/// compares them (kubernetes-sigs/kind, `pkg/cmd/kind/load/docker-image`): the node's `crictl
+/// inspecti` id (the image's config digest) against the engine's id, which is that same digest
+/// in the engine's classic store but the manifest or index digest in its containerd store, so
+/// the digest `ctr images ls` shows for the tag is compared too (kind pull request 4238).
+async fn same_content(docker: &Docker, node: &str, image: &str) -> anyhow::Result<bool> {
+    if image.starts_with(crate::stack::LOCAL_IMAGE_PREFIX) {
+        return Ok(true);
+    }
+    let engine_id = docker
+        .inspect_image(image)
+        .await
+        .with_context(|| format!("inspecting {image} in the Docker engine"))?
+        .id
+        .unwrap_or_default();
+    let inspect = ["crictl", "inspecti", image].map(str::to_owned);
+    let out = capture(docker, node, &inspect, None, &[])
+        .await
+        .with_context(|| format!("running `crictl inspecti {image}` in the kind node {node}"))?;
+    if out.exit_code == 0 && crictl_image_id(&out.stdout_text()).as_deref() == Some(&engine_id) {
+        return Ok(true);
+    }
+    let listing = [
+        "ctr",
+        CTR_NAMESPACE,
+        "images",
+        "ls",
+        &format!("name=={}", normalize(image)),
+    ]
+    .map(str::to_owned);
+    let out = capture(docker, node, &listing, None, &[])
+        .await
+        .with_context(|| format!("running `ctr images ls` in the kind node {node}"))?;
+    Ok(out.exit_code == 0
+        && ctr_listed_digest(&out.stdout_text(), &normalize(image)).as_deref() == Some(&engine_id))
+}
+
+/// The image id in `crictl inspecti`'s JSON (`.status.id`).
+pub(crate) fn crictl_image_id(json: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    value["status"]["id"].as_str().map(str::to_owned)
+}
+
+/// The DIGEST column of `ctr images ls`'s row for `reference` (columns: REF TYPE DIGEST SIZE
+/// PLATFORMS LABELS, after a header row).
+pub(crate) fn ctr_listed_digest(table: &str, reference: &str) -> Option<String> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.len() >= 3 && fields[0] == reference).then(|| fields[2].to_owned())
+    })
 }
 
 /// The engine's platform, `linux/amd64` or `linux/arm64`: the kind nodes it runs have it.
@@ -628,6 +682,44 @@ registry.k8s.io/pause:3.10
     }
 
     #[test]
+    fn image_ids_are_read_from_crictl_and_ctr_as_they_print_them() {
+        // `crictl inspecti` (cri-tools): the image's status, its id the config digest.
+        let crictl = r#"{
+  "status": {
+    "id": "sha256:5a6d2f0c4b1e",
+    "repoTags": ["docker.io/library/postgres:15-bookworm"],
+    "repoDigests": ["docker.io/library/postgres@sha256:8e0a7b1c"],
+    "size": "151234567",
+    "username": "postgres",
+    "spec": null,
+    "pinned": false
+  },
+  "info": {}
+}"#;
+        assert_eq!(
+            crictl_image_id(crictl).as_deref(),
+            Some("sha256:5a6d2f0c4b1e")
+        );
+        assert_eq!(crictl_image_id("FATA[0000] no such image"), None);
+        // `ctr images ls` with a name filter: a header row, then the image's row.
+        let table = "REF                                      TYPE                                                      DIGEST           SIZE      PLATFORMS   LABELS
+docker.io/library/postgres:15-bookworm   application/vnd.oci.image.index.v1+json                   sha256:8e0a7b1c  144.2 MiB linux/amd64 io.cri-containerd.image=managed
+";
+        assert_eq!(
+            ctr_listed_digest(table, "docker.io/library/postgres:15-bookworm").as_deref(),
+            Some("sha256:8e0a7b1c")
+        );
+        assert_eq!(
+            ctr_listed_digest(table, "docker.io/library/postgres:16"),
+            None
+        );
+        assert_eq!(
+            ctr_listed_digest("REF TYPE DIGEST SIZE PLATFORMS LABELS\n", "x"),
+            None
+        );
+    }
+
+    #[test]
     fn sizes_and_stderr_read_in_one_line() {
         assert_eq!(megabytes(12_345_678), "12.3 MB");
         assert_eq!(last_lines("a\n\nb\n"), "a | b");
@@ -650,6 +742,12 @@ shift
 case "$*" in
 "images ls -q")
   cat "$state/images" ;;
+"images ls name=="*)
+  echo "REF TYPE DIGEST SIZE PLATFORMS LABELS"
+  ref=${3#name==}
+  if grep -qx "$ref" "$state/images" && [ -e "$state/digest" ]; then
+    echo "$ref application/vnd.oci.image.index.v1+json $(cat "$state/digest") 1.0 MiB linux/amd64 -"
+  fi ;;
 "images import --digests --snapshotter="*" --platform="*" -")
   # As containerd answers an import for a snapshotter it has not loaded.
   if [ "$4" != "--snapshotter=$(cat "$state/snapshotter")" ]; then
@@ -676,6 +774,16 @@ case "$*" in
 esac
 "#;
 
+    /// A stand-in for `crictl inspecti`: the id in `/fake-ctr/id` for any image the node lists.
+    const FAKE_CRICTL: &str = r#"#!/bin/sh
+[ "$1" = inspecti ] || { echo "crictl: unexpected arguments: $*" >&2; exit 2; }
+if [ -e /fake-ctr/id ]; then
+  printf '{"status":{"id":"%s","repoTags":["%s"]},"info":{}}\n' "$(cat /fake-ctr/id)" "$2"
+else
+  echo 'FATA[0000] no such image' >&2; exit 1
+fi
+"#;
+
     /// A stand-in for `containerd config dump`: the version 2 configuration above, with the
     /// snapshotter in `/fake-ctr/snapshotter`.
     const FAKE_CONTAINERD: &str = r#"#!/bin/sh
@@ -689,6 +797,7 @@ sed "s/SNAPSHOTTER/$(cat /fake-ctr/snapshotter)/" /fake-ctr/config.toml
         let id = testing::start(docker, toolbox, test, &["sleep", "600"]).await;
         let files = [
             ("/bin/containerd", FAKE_CONTAINERD),
+            ("/bin/crictl", FAKE_CRICTL),
             ("/fake-ctr/config.toml", DUMP_V2),
             ("/fake-ctr/snapshotter", "overlayfs\n"),
         ];
@@ -857,6 +966,57 @@ sed "s/SNAPSHOTTER/$(cat /fake-ctr/snapshotter)/" /fake-ctr/config.toml
                 node_sh(&docker, &first, "cat /fake-ctr/imports").await,
                 on_first
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_moving_tag_is_loaded_again_when_the_node_has_other_content_under_it() {
+        let test = "kind-load-moving";
+        with_images(test, |docker, toolbox, [one, _two]| async move {
+            // A tag anyone can move, unlike the content-hash tags of `wander/` images.
+            let moving = format!("localhost/{test}:15");
+            let (repo, tag) = moving.rsplit_once(':').unwrap();
+            let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+            docker.tag_image(&one, Some(options)).await.unwrap();
+            let engine_id = docker.inspect_image(&moving).await.unwrap().id.unwrap();
+            let node = fake_node(&docker, &toolbox, test, &[&moving]).await;
+            let nodes = [node.clone()];
+            let images = [moving.clone()];
+            let outcome = |loaded: Vec<Loaded>| loaded[0].outcome == Outcome::Present;
+            // (the node's crictl id, the node's ctr digest, present?)
+            let cases = [
+                (Some(engine_id.as_str()), None, true),
+                (Some("sha256:older"), None, false),
+                (Some("sha256:older"), Some("sha256:older-index"), false),
+                // The engine's containerd store names the index: ctr's digest matches it.
+                (Some("sha256:config"), Some(engine_id.as_str()), true),
+                (None, None, false),
+            ];
+            for (id, digest, present) in cases {
+                let mut script = "rm -f /fake-ctr/id /fake-ctr/digest".to_owned();
+                if let Some(id) = id {
+                    script.push_str(&format!(" && echo {id} > /fake-ctr/id"));
+                }
+                if let Some(digest) = digest {
+                    script.push_str(&format!(" && echo {digest} > /fake-ctr/digest"));
+                }
+                // The node lists the tag, as after any earlier load.
+                script.push_str(&format!(" && echo {moving} > /fake-ctr/images"));
+                node_sh(&docker, &node, &script).await;
+                let loaded = load_images(&docker, &nodes, &images, &|_| {})
+                    .await
+                    .unwrap();
+                assert_eq!(outcome(loaded), present, "{id:?} {digest:?}");
+            }
+            docker
+                .remove_image(
+                    &moving,
+                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                    None,
+                )
+                .await
+                .ok();
         })
         .await;
     }
