@@ -994,15 +994,16 @@ sed "s/SNAPSHOTTER/$(cat /fake-ctr/snapshotter)/" /fake-ctr/config.toml
                 (None, None, false),
             ];
             for (id, digest, present) in cases {
-                let mut script = "rm -f /fake-ctr/id /fake-ctr/digest".to_owned();
+                let mut steps = vec!["rm -f /fake-ctr/id /fake-ctr/digest".to_owned()];
                 if let Some(id) = id {
-                    script.push_str(&format!(" && echo {id} > /fake-ctr/id"));
+                    steps.push(format!("echo {id} > /fake-ctr/id"));
                 }
                 if let Some(digest) = digest {
-                    script.push_str(&format!(" && echo {digest} > /fake-ctr/digest"));
+                    steps.push(format!("echo {digest} > /fake-ctr/digest"));
                 }
                 // The node lists the tag, as after any earlier load.
-                script.push_str(&format!(" && echo {moving} > /fake-ctr/images"));
+                steps.push(format!("echo {moving} > /fake-ctr/images"));
+                let script = steps.join(" && ");
                 node_sh(&docker, &node, &script).await;
                 let loaded = load_images(&docker, &nodes, &images, &|_| {})
                     .await
