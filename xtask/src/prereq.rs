@@ -334,7 +334,6 @@ fn version_number(version: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-/// How to install kind on this OS, with the docker runtime as the way around it.
 /// Why a `KIND_EXPERIMENTAL_PROVIDER` value breaks the kind runtime, if it does. kind puts its
 /// nodes on the provider named there (`podman`, `nerdctl`, `finch`, `nerdctl.lima`; it ignores
 /// other values and finds docker first: kubernetes-sigs/kind, `pkg/cluster/provider.go`), and
@@ -348,6 +347,7 @@ pub(crate) fn other_provider(value: Option<&str>) -> Option<String> {
     }
 }
 
+/// How to install kind on this OS, with the docker runtime as the way around it.
 pub(crate) fn kind_fix(os: &str, arch: &str) -> String {
     let arch = match arch {
         "aarch64" => "arm64",
