@@ -21,6 +21,21 @@ pub(crate) struct Seen {
 /// What the mocked server was asked, in order.
 pub(crate) type Requests = Arc<Mutex<Vec<Seen>>>;
 
+/// A client whose API server cannot be reached: its first request fails to connect, as when the
+/// cluster's node is stopped.
+pub(crate) fn unreachable() -> kube::Client {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        if let Some((_, respond)) = handle.next_request().await {
+            respond.send_error(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ));
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
 /// A client whose API server answers each request with the next of `replies` (status code and
 /// JSON body); requests beyond them get a 500.
 pub(crate) fn scripted(replies: Vec<(u16, Value)>) -> (kube::Client, Requests) {

@@ -570,16 +570,7 @@ async fn a_missing_namespace_is_explained() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_named_with_what_to_do() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        if let Some((_, respond)) = handle.next_request().await {
-            respond.send_error(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "connection refused",
-            ));
-        }
-    });
-    let client = kube::Client::new(service, "default");
+    let client = crate::runtime::kind::testing::unreachable();
     let err = apply_stack(&client, &manifests(), &secrets(), &images(), &|_| {})
         .await
         .unwrap_err();

@@ -363,16 +363,7 @@ async fn the_newest_ready_pod_that_is_not_terminating_is_chosen() {
 #[tokio::test]
 async fn an_unreachable_cluster_is_said_with_the_next_step() {
     // No answer at all: the connection to the API server fails.
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        if let Some((_, respond)) = handle.next_request().await {
-            respond.send_error(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "connection refused",
-            ));
-        }
-    });
-    let client = Client::new(service, "default");
+    let client = crate::runtime::kind::testing::unreachable();
     let error = ready_pod(&client, "wander", "api").await.unwrap_err();
     let error = format!("{error:#}");
     assert!(
