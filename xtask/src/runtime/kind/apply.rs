@@ -44,6 +44,8 @@ pub(crate) struct Applied {
     pub(crate) name: String,
     /// Whether the cluster's copy changed (created, or its resourceVersion moved).
     pub(crate) changed: bool,
+    /// What the API server warned about while taking it.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// An object as it is sent to the cluster.
@@ -81,12 +83,15 @@ pub(crate) async fn apply_stack(
 ) -> anyhow::Result<Vec<Applied>> {
     let planned = plan(stack, secrets, images)?;
     let mut applied = Vec::with_capacity(planned.len());
+    let warnings = super::client::warnings();
+    warnings.take();
     for object in planned {
         let changed = apply_object(client, &stack.namespace, &object).await?;
         let done = Applied {
             kind: object.kind,
             name: object.name,
             changed,
+            warnings: warnings.take(),
         };
         on_progress(&done);
         applied.push(done);

@@ -33,11 +33,75 @@ pub(crate) async fn connect(
         }
     };
     let cluster = config.cluster_url.to_string();
-    kube::Client::try_from(config).with_context(|| {
+    let builder = kube::client::ClientBuilder::try_from(config).with_context(|| {
         format!(
             "setting up the Kubernetes client for {cluster}; check the kubeconfig's certificates"
         )
+    })?;
+    Ok(builder
+        .with_layer(&warnings_layer(warnings().clone()))
+        .build())
+}
+
+/// The `Warning` headers the API server answered with, as they arrive: kube-rs passes them
+/// over, and they carry what a request did not refuse but should not do, such as a pod
+/// template that Pod Security's `warn` level flags (`would violate PodSecurity ...`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// The warnings received since the last call.
+    pub(crate) fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    fn push(&self, warning: String) {
+        if let Ok(mut warnings) = self.0.lock() {
+            warnings.push(warning);
+        }
+    }
+}
+
+/// The warnings of the clients [`connect`] makes (one cluster per command).
+pub(crate) fn warnings() -> &'static Warnings {
+    static WARNINGS: std::sync::OnceLock<Warnings> = std::sync::OnceLock::new();
+    WARNINGS.get_or_init(Warnings::default)
+}
+
+/// A layer of the client's service that records every response's `Warning` headers.
+pub(crate) fn warnings_layer<B>(
+    warnings: Warnings,
+) -> tower::util::MapResponseLayer<impl Fn(http::Response<B>) -> http::Response<B> + Clone> {
+    tower::util::MapResponseLayer::new(move |response: http::Response<B>| {
+        for value in response.headers().get_all(http::header::WARNING) {
+            if let Some(text) = value.to_str().ok().and_then(warning_text) {
+                warnings.push(text);
+            }
+        }
+        response
     })
+}
+
+/// The text of a `Warning` header value as the API server writes it (RFC 7234's `warn-code
+/// warn-agent "warn-text"`, e.g. `299 - "would violate PodSecurity \"restricted:latest\": ..."`,
+/// k8s.io/apiserver, `endpoints/handlers/responsewriters`), its escapes undone; only code 299
+/// (a miscellaneous persistent warning) is the API server's.
+pub(crate) fn warning_text(value: &str) -> Option<String> {
+    let rest = value.trim().strip_prefix("299 ")?;
+    let (_agent, quoted) = rest.split_once(' ')?;
+    let mut chars = quoted.strip_prefix('"')?.chars();
+    let mut text = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?),
+            '"' => return Some(text),
+            other => text.push(other),
+        }
+    }
+    None
 }
 
 /// [`config_for`] from a kubeconfig's YAML text.
@@ -94,6 +158,62 @@ pub(crate) async fn config_for(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn warning_headers_read_as_the_api_server_writes_them() {
+        // Pod Security's warning on a Deployment whose template breaks `restricted`, as the
+        // API server sends it (one header per warning).
+        let header = r#"299 - "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"api\" must set securityContext.allowPrivilegeEscalation=false)""#;
+        assert_eq!(
+            warning_text(header).as_deref(),
+            Some(
+                r#"would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "api" must set securityContext.allowPrivilegeEscalation=false)"#
+            )
+        );
+        for not_ours in [
+            r#"199 - "a cache's warning""#,
+            "299 - unquoted",
+            r#"299 - "never closed"#,
+            "",
+        ] {
+            assert_eq!(warning_text(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_clients_warnings_are_collected_from_every_response() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        tokio::spawn(async move {
+            let mut handle = std::pin::pin!(handle);
+            let (_, send) = handle.next_request().await.unwrap();
+            send.send_response(
+                Response::builder()
+                    .header("warning", r#"299 - "would violate PodSecurity \"restricted:latest\": runAsNonRoot != true""#)
+                    .header("warning", r#"299 - "spec.template: a second one""#)
+                    .body(Body::from(
+                        br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"wander"}}"#
+                            .to_vec(),
+                    ))
+                    .unwrap(),
+            );
+        });
+        let warnings = Warnings::default();
+        let client = kube::client::ClientBuilder::new(service, "default")
+            .with_layer(&warnings_layer(warnings.clone()))
+            .build();
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        namespaces.get("wander").await.unwrap();
+        assert_eq!(
+            warnings.take(),
+            [
+                r#"would violate PodSecurity "restricted:latest": runAsNonRoot != true"#,
+                "spec.template: a second one"
+            ]
+        );
+        assert!(warnings.take().is_empty(), "taken once");
+    }
+
     use super::*;
 
     /// The context of the cluster `wander`.

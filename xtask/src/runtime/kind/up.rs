@@ -128,7 +128,15 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         &session.stack,
         &session.secrets,
         &resolved,
-        &|object| step.sub(&format!("{}/{}", object.kind, object.name)),
+        &|object| {
+            step.sub(&format!("{}/{}", object.kind, object.name));
+            for warning in &object.warnings {
+                step.println(format!(
+                    "  warning: the API server, on {}/{}: {warning}",
+                    object.kind, object.name
+                ));
+            }
+        },
     )
     .await;
     let applied = step.conclude(applied, |applied| {

@@ -105,6 +105,7 @@ fn a_workload_counts_as_changed_only_when_its_own_object_changed() {
         kind,
         name: name.to_owned(),
         changed,
+        warnings: Vec::new(),
     };
     assert!(workload_changed(&[applied("Deployment", "api", true)], api));
     assert!(!workload_changed(
