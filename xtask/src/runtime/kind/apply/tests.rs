@@ -41,6 +41,8 @@ struct FakeApiServer {
     objects: BTreeMap<String, (Value, u64)>,
     last_version: u64,
     refuse: Option<Refusal>,
+    /// A `Warning` header value sent with the answer to the PATCH of this path.
+    warn: Option<(String, String)>,
     seen: Vec<Seen>,
 }
 
@@ -146,15 +148,26 @@ fn client(server: &Arc<Mutex<FakeApiServer>>) -> kube::Client {
                 body,
             };
             let (code, answer) = server.lock().unwrap().answer(&seen);
-            let response = Response::builder()
+            let mut response = Response::builder()
                 .status(StatusCode::from_u16(code).unwrap())
-                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::CONTENT_TYPE, "application/json");
+            if let Some((path, warning)) = &server.lock().unwrap().warn
+                && *path == seen.path
+                && seen.method == "PATCH"
+            {
+                response = response.header(http::header::WARNING, warning);
+            }
+            let response = response
                 .body(Body::from(serde_json::to_vec(&answer).unwrap()))
                 .unwrap();
             respond.send_response(response);
         }
     });
-    kube::Client::new(service, "default")
+    // With the layer `connect` adds, which collects the API server's warnings.
+    let warnings = crate::runtime::kind::client::warnings().clone();
+    kube::client::ClientBuilder::new(service, "default")
+        .with_layer(&crate::runtime::kind::client::warnings_layer(warnings))
+        .build()
 }
 
 fn manifests() -> Stack {
@@ -720,5 +733,32 @@ fn the_apply_follows_the_dependency_graph_not_the_kustomizations_file_order() {
             "Service/web",
             "Deployment/web",
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_api_servers_warnings_come_back_with_the_object_they_are_about() {
+    // Pod Security's `warn` level on a Deployment whose template breaks `restricted`, as the
+    // API server answers the apply (k8s.io/pod-security-admission, admission.go: "would violate
+    // PodSecurity %q: %s", sent as a 299 Warning header).
+    let server = Arc::new(Mutex::new(FakeApiServer {
+        warn: Some((
+            format!("{APPS}/deployments/api"),
+            r#"299 - "would violate PodSecurity \"restricted:latest\": runAsNonRoot != true (pod or container \"api\" must set securityContext.runAsNonRoot=true)""#.to_owned(),
+        )),
+        ..FakeApiServer::default()
+    }));
+    let applied = apply(&server, &Mutex::default()).await.unwrap();
+    let warned: Vec<(String, Vec<String>)> = applied
+        .iter()
+        .filter(|a| !a.warnings.is_empty())
+        .map(|a| (format!("{}/{}", a.kind, a.name), a.warnings.clone()))
+        .collect();
+    assert_eq!(
+        warned,
+        [(
+            "Deployment/api".to_owned(),
+            vec![r#"would violate PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "api" must set securityContext.runAsNonRoot=true)"#.to_owned()]
+        )]
     );
 }
