@@ -267,32 +267,30 @@ async fn engine_platform(docker: &Docker) -> anyhow::Result<String> {
 
 /// The snapshotter the kubelet's containerd uses in `node`.
 async fn node_snapshotter(docker: &Docker, node: &str) -> anyhow::Result<String> {
-    let out = capture(docker, node, &config_dump_command(), None, &[])
-        .await
-        .with_context(|| format!("running `containerd config dump` in the kind node {node}"))?;
-    if out.exit_code != 0 {
-        bail!(
-            "`containerd config dump` in the kind node {node} exited with {}: {}",
-            out.exit_code,
-            last_lines(&out.stderr_text())
-        );
-    }
-    parse_snapshotter(&out.stdout_text()).with_context(|| format!("the kind node {node}"))
+    let dump = node_output(docker, node, &config_dump_command()).await?;
+    parse_snapshotter(&dump).with_context(|| format!("the kind node {node}"))
 }
 
 /// The image references containerd in `node` knows, as `ctr images ls -q` prints them.
 async fn list_images(docker: &Docker, node: &str) -> anyhow::Result<String> {
-    let listed = capture(docker, node, &list_command(), None, &[])
+    node_output(docker, node, &list_command()).await
+}
+
+/// What `command` prints in the kind node `node`; an error, with its stderr, unless it exits
+/// with 0.
+async fn node_output(docker: &Docker, node: &str, command: &[String]) -> anyhow::Result<String> {
+    let shown = command.join(" ");
+    let out = capture(docker, node, command, None, &[])
         .await
-        .with_context(|| format!("asking the kind node {node} which images it has"))?;
-    if listed.exit_code != 0 {
+        .with_context(|| format!("running `{shown}` in the kind node {node}"))?;
+    if out.exit_code != 0 {
         bail!(
-            "listing the images in the kind node {node} failed (exit code {}): {}",
-            listed.exit_code,
-            last_lines(&listed.stderr_text())
+            "`{shown}` in the kind node {node} exited with {}: {}",
+            out.exit_code,
+            last_lines(&out.stderr_text())
         );
     }
-    Ok(listed.stdout_text())
+    Ok(out.stdout_text())
 }
 
 /// Streams the engine's export of `image` into `ctr images import` in `node`; returns the number

@@ -64,16 +64,13 @@ pub(crate) async fn wait_rollout(
                     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
                     // The watch and the forced rollback share the progress line, one at a time.
                     let progress = std::sync::Mutex::new(&mut *on_progress);
-                    let mut report = |message: &str| {
+                    let report = |message: &str| {
                         if let Ok(mut progress) = progress.lock() {
                             progress(message);
                         }
                     };
-                    let mut report_too = |message: &str| {
-                        if let Ok(mut progress) = progress.lock() {
-                            progress(message);
-                        }
-                    };
+                    // One closure, copied: each side holds its own.
+                    let (mut report_too, mut report) = (report, report);
                     tokio::select! {
                         done = follow(
                             &api,
