@@ -2,7 +2,8 @@
 # Installs what the Wander stack's tests and tools need on Debian or Ubuntu. Idempotent: it checks
 # first and installs only what is missing, so running it again is cheap and changes nothing.
 # Run it as root or as a user with sudo (only apt-get needs root). `cargo xtask setup` runs it,
-# and so does `.ci/run` before the tests.
+# and so does `.ci/run` before the tests. On macOS it says what to install with Homebrew and adds
+# only the Rust targets below.
 #
 # What is installed, and why:
 #   postgresql       initdb and postgres: `cargo xtask test` starts throwaway PostgreSQL servers
@@ -32,6 +33,10 @@
 #   busybox-static   a statically linked shell and tools, for tiny test and debug images that need
 #                    a shell but no libraries.
 #   graphviz         `dot`, which scripts/diagram.sh renders docs/architecture.dot with.
+#   lsof             names the process holding a taken port where /proc cannot (the xtask's
+#                    fallback, tested here too); doctor's fix lines name it.
+#   qemu-user-static runs the aarch64 build of the apps on this x86_64 machine in the
+#                    cross-architecture test.
 #   asciinema        the terminal recorder of scripts/demo.sh (which renders the cast to SVG with
 #                    svg-term-cli through npx, from npm, when it runs).
 #   python3-pip      only when pip is missing: to install the Python package below.
@@ -39,17 +44,20 @@
 #                    the API tests validate the generated OpenAPI document with it.
 #   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
 #                    test, which the per-test databases and fault tests rely on.
-#   the Rust target <arch>-unknown-linux-musl
-#                    (through rustup) static binaries of api and web for the small `FROM scratch`
-#                    images; for this machine's architecture, and only when rustup manages Rust.
+#   the Rust targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl
+#                    (through rustup, only when it manages Rust) static binaries of api and web
+#                    for the small `FROM scratch` images: this machine's architecture for its own
+#                    engine, the other for an engine of the other architecture (Apple Silicon's
+#                    Docker Desktop runs linux/arm64) and for the cross-architecture test.
 set -euo pipefail
 
 APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config debootstrap
-    debian-archive-keyring busybox-static graphviz asciinema)
+    debian-archive-keyring busybox-static graphviz asciinema lsof qemu-user-static)
 # The browser and its driver, installed from apt on Debian only (see above).
 BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGE=openapi-spec-validator
 PYTHON_MODULE=openapi_spec_validator
+MUSL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
 NO_CLUSTER_CONF=/etc/postgresql-common/createcluster.d/50-wander-no-main-cluster.conf
 
@@ -57,6 +65,46 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 done_items=()
+
+# Adds the musl targets that are missing; rustup must be on PATH.
+add_musl_targets() {
+    local installed target
+    installed=$(rustup target list --installed 2>/dev/null || true)
+    for target in "${MUSL_TARGETS[@]}"; do
+        if grep -qxF "$target" <<<"$installed"; then
+            say "Rust target $target is already installed"
+        else
+            say "adding the Rust target $target"
+            rustup target add "$target"
+            done_items+=("$target")
+        fi
+    done
+}
+
+# --- macOS ----------------------------------------------------------------------------------
+# Which engine to run (Docker Desktop, Colima, OrbStack) is the user's choice, so Homebrew
+# packages are only named; the Rust targets are added as on Linux.
+if [[ $(uname -s) == Darwin ]]; then
+    # shellcheck disable=SC2016 # the backquotes are meant literally
+    {
+        say 'macOS: install these with Homebrew (https://brew.sh), then run `cargo xtask doctor`:'
+        say '  a Docker engine: `brew install --cask docker-desktop`, or `brew install colima docker && colima start`, or `brew install --cask orbstack`'
+        say '  kind, for `--runtime kind`: `brew install kind`'
+        say '  cargo-nextest: `brew install cargo-nextest`'
+        say '  (lsof, which finds what holds a taken port, ships with macOS)'
+        say 'the tests'"'"' own dependencies are for Linux (CI): PostgreSQL 15 or newer, redis-server,'
+        say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator'
+    }
+    command -v rustup >/dev/null ||
+        die "rustup not found: install Rust with it (https://rustup.rs), then run this again to add ${MUSL_TARGETS[*]}"
+    add_musl_targets
+    if ((${#done_items[@]} > 0)); then
+        say "done: installed ${done_items[*]}"
+    else
+        say "done: the Rust targets were already installed"
+    fi
+    exit 0
+fi
 
 # --- The operating system -------------------------------------------------------------------
 os_id=""
@@ -76,9 +124,9 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     # shellcheck disable=SC2016 # the backquotes are meant literally
     printf 'setup: install these by hand, then run `cargo xtask test`:\n' >&2
     printf '  - PostgreSQL server 15 or newer (initdb and postgres; set PG_BIN_DIR if not on PATH)\n' >&2
-    printf '  - redis-server, wrk, pkg-config, CA certificates\n' >&2
+    printf '  - redis-server, wrk, pkg-config, CA certificates, lsof\n' >&2
     printf '  - a Docker engine, debootstrap (with Debian'"'"'s archive keyring) and a static busybox\n' >&2
-    printf '  - rustup target add %s-unknown-linux-musl\n' "$(uname -m)" >&2
+    printf '  - rustup target add %s\n' "${MUSL_TARGETS[*]}" >&2
     printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
     printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
@@ -218,22 +266,15 @@ else
     done_items+=(cargo-nextest)
 fi
 
-# --- The musl target for static binaries ----------------------------------------------------
+# --- The musl targets for static binaries --------------------------------------------------
 case "$(uname -m)" in
-    x86_64 | amd64) musl_target=x86_64-unknown-linux-musl ;;
-    aarch64 | arm64) musl_target=aarch64-unknown-linux-musl ;;
-    *) musl_target="" ;;
+    x86_64 | amd64 | aarch64 | arm64) ;;
+    *) say "warning: no musl target known for $(uname -m): this machine's images will be built with the portable Dockerfiles" ;;
 esac
-if [[ -z $musl_target ]]; then
-    say "warning: no musl target known for $(uname -m): the images will be built with the portable Dockerfiles"
-elif ! command -v rustup >/dev/null; then
-    say "warning: rustup not found, so the Rust target $musl_target cannot be added: the images will be built with the portable Dockerfiles"
-elif rustup target list --installed 2>/dev/null | grep -qxF "$musl_target"; then
-    say "Rust target $musl_target is already installed"
+if command -v rustup >/dev/null; then
+    add_musl_targets
 else
-    say "adding the Rust target $musl_target"
-    rustup target add "$musl_target"
-    done_items+=("$musl_target")
+    say "warning: rustup not found, so the Rust targets ${MUSL_TARGETS[*]} cannot be added: the images will be built with the portable Dockerfiles"
 fi
 
 if ((${#done_items[@]} > 0)); then

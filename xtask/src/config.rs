@@ -28,19 +28,22 @@ const LOG_MAX_SIZE_VAR: &str = "WANDER_LOG_MAX_SIZE";
 /// `WANDER_LOG_MAX_FILES`: how many log files the docker runtime keeps per container (the
 /// kubelet's `containerLogMaxFiles`).
 const LOG_MAX_FILES_VAR: &str = "WANDER_LOG_MAX_FILES";
+/// `WANDER_PLATFORM`: the platform the apps are built for, whatever the engine runs.
+const PLATFORM_VAR: &str = "WANDER_PLATFORM";
 /// Prefix of every variable of ours; `WANDER_<NAME>_PORT` and `WANDER_<NAME>_IMAGE` are per
 /// service.
 const PREFIX: &str = "WANDER_";
 const PORT_SUFFIX: &str = "_PORT";
 const IMAGE_SUFFIX: &str = "_IMAGE";
 /// Every variable read here, as the README's configuration table names them.
-pub(crate) const VARIABLES: [&str; 8] = [
+pub(crate) const VARIABLES: [&str; 9] = [
     STACK_VAR,
     STATE_DIR_VAR,
     MANIFESTS_VAR,
     MIRROR_VAR,
     LOG_MAX_SIZE_VAR,
     LOG_MAX_FILES_VAR,
+    PLATFORM_VAR,
     "WANDER_<SERVICE>_PORT",
     "WANDER_<SERVICE>_IMAGE",
 ];
@@ -72,6 +75,8 @@ pub(crate) struct Config {
     pub(crate) debian_mirror: String,
     /// `WANDER_LOG_MAX_SIZE` and `WANDER_LOG_MAX_FILES`, else the kubelet's defaults.
     pub(crate) log: LogLimits,
+    /// `WANDER_PLATFORM`, else `None`: the engine's platform.
+    pub(crate) platform: Option<crate::platform::Platform>,
 }
 
 impl Config {
@@ -101,6 +106,7 @@ impl Config {
             images: BTreeMap::new(),
             debian_mirror: DEFAULT_MIRROR.to_owned(),
             log: LogLimits::default(),
+            platform: None,
         };
         for (name, value) in vars {
             let Some(name) = name.to_str().filter(|n| n.starts_with(PREFIX)) else {
@@ -122,6 +128,7 @@ impl Config {
                     config.log.max_size_bytes = log_size(&text(name, &value)?)?;
                 }
                 LOG_MAX_FILES_VAR => config.log.max_files = log_files(&text(name, &value)?)?,
+                PLATFORM_VAR => config.platform = Some(platform(&text(name, &value)?)?),
                 _ => {
                     if let Some(key) = per_service(name, PORT_SUFFIX) {
                         config
@@ -305,6 +312,16 @@ fn log_files(value: &str) -> anyhow::Result<u32> {
         })
 }
 
+/// A platform to build the apps for.
+fn platform(value: &str) -> anyhow::Result<crate::platform::Platform> {
+    crate::platform::Platform::parse(value).map_err(|expected| {
+        anyhow::anyhow!(
+            "{PLATFORM_VAR}={} is not a platform the apps are built for; {expected}",
+            shown(value)
+        )
+    })
+}
+
 /// A mirror URL for debootstrap.
 fn mirror(value: &str) -> anyhow::Result<String> {
     let value = value.trim().trim_end_matches('/');
@@ -375,6 +392,7 @@ mod tests {
             ("WANDER_WEB_PORT", " 13000 "),
             ("WANDER_LOG_MAX_SIZE", "64Ki"),
             ("WANDER_LOG_MAX_FILES", "3"),
+            ("WANDER_PLATFORM", "linux/arm64"),
             ("WANDER_POSTGRES_IMAGE", "postgres:16-bookworm"),
             (
                 "WANDER_MY_DB_IMAGE",
@@ -387,6 +405,7 @@ mod tests {
         assert_eq!(config.state_dir, Path::new("/tmp/state"));
         assert_eq!(config.manifests, Path::new("variant"));
         assert_eq!(config.debian_mirror, "http://cache:3142/debian");
+        assert_eq!(config.platform, Some(crate::platform::Platform::LinuxArm64));
         assert_eq!(
             config.log,
             LogLimits {
@@ -446,6 +465,15 @@ mod tests {
             ("WANDER_API_IMAGE", "api:1$(id)", "not an image reference"),
             ("WANDER_API_IMAGE", "api\n:1", "not an image reference"),
             ("WANDER_API_IMAGE", &long, "not an image reference"),
+            ("WANDER_PLATFORM", "", "set but empty"),
+            ("WANDER_PLATFORM", "arm64", "not a platform"),
+            (
+                "WANDER_PLATFORM",
+                "linux/riscv64",
+                "linux/amd64, linux/arm64",
+            ),
+            ("WANDER_PLATFORM", "linux/arm64; id", "not a platform"),
+            ("WANDER_PLATFORM", &long, "not a platform"),
             ("WANDER_DEBIAN_MIRROR", "", "set but empty"),
             ("WANDER_DEBIAN_MIRROR", "deb.debian.org", "not a mirror URL"),
             ("WANDER_DEBIAN_MIRROR", "http://", "not a mirror URL"),

@@ -179,7 +179,7 @@ pub(crate) async fn require_prerequisites(
     step: &crate::ui::Step,
     options: &prereq::Options,
 ) -> anyhow::Result<()> {
-    let checks = prereq::run_checks(ctx, options).await;
+    let checks = prereq::run_checks(ctx, options).await.checks;
     let failures: Vec<_> = checks
         .iter()
         .filter(|c| c.status == prereq::Status::Fail)

@@ -57,10 +57,11 @@ pub(crate) async fn run(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
+    let report = prereq::run_checks(ctx, opts).await;
     let mut checks = vec![manifests];
-    checks.extend(prereq::run_checks(ctx, opts).await);
+    checks.extend(report.checks);
     if json {
-        render_json(&checks, out)?;
+        render_json(&checks, report.engine.as_ref(), out)?;
     } else {
         render_text(&checks, console::colors_enabled(), out)?;
     }
@@ -73,15 +74,21 @@ fn all_ok(checks: &[Check]) -> bool {
 }
 
 /// The machine-readable report: stable field names, `status` as `ok`/`warn`/`fail`, `fix` null
-/// when there is nothing to do.
-fn render_json(checks: &[Check], out: &mut impl Write) -> anyhow::Result<()> {
+/// when there is nothing to do; `engine` null when no engine could be chosen.
+fn render_json(
+    checks: &[Check],
+    engine: Option<&prereq::Engine>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     #[derive(Serialize)]
     struct Report<'a> {
         ok: bool,
+        engine: Option<&'a prereq::Engine>,
         checks: &'a [Check],
     }
     let report = Report {
         ok: all_ok(checks),
+        engine,
         checks,
     };
     serde_json::to_writer_pretty(&mut *out, &report).context("writing the doctor report")?;
@@ -229,13 +236,22 @@ warn musl target  x86_64-unknown-linux-musl is not installed
 
     #[test]
     fn json_has_ok_and_every_check_with_lowercase_status() {
+        let engine = prereq::Engine {
+            endpoint: "unix:///tmp/alt/docker.sock".into(),
+            rule: "DOCKER_CONTEXT",
+            context: Some("alt".into()),
+            platform: Some("linux/arm64".into()),
+            apps_platform: Some("linux/arm64".into()),
+        };
         let mut out = Vec::new();
-        render_json(&sample(), &mut out).unwrap();
+        render_json(&sample(), Some(&engine), &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             value,
             serde_json::json!({
                 "ok": false,
+                "engine": {"endpoint": "unix:///tmp/alt/docker.sock", "rule": "DOCKER_CONTEXT",
+                           "context": "alt", "platform": "linux/arm64", "apps_platform": "linux/arm64"},
                 "checks": [
                     {"name": "docker", "status": "ok", "detail": "Docker 27.3.1 (API 1.47)", "fix": null},
                     {"name": "port 8080", "status": "fail", "detail": "port 8080 is held by PID 1234 (node)",
@@ -246,8 +262,9 @@ warn musl target  x86_64-unknown-linux-musl is not installed
             })
         );
         let mut out = Vec::new();
-        render_json(&sample()[..1], &mut out).unwrap();
+        render_json(&sample()[..1], None, &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["ok"], true);
+        assert_eq!(value["engine"], serde_json::Value::Null);
     }
 }

@@ -15,6 +15,10 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::cmd::Cmd;
+use crate::docker::Endpoint;
+use crate::docker::endpoint::Source;
+use crate::platform::Platform;
+use crate::port_holder::{Holder, port_holder};
 
 /// The host ports the stack publishes: web on 3000, the API on 8080.
 pub(crate) const DEFAULT_PORTS: [u16; 2] = [3000, 8080];
@@ -34,6 +38,8 @@ const DISK_WARN_BYTES: u64 = 10 << 30;
 /// How long the Docker daemon gets to answer before it counts as unreachable; a `DOCKER_HOST`
 /// pointing at a dead machine would otherwise hang the check for minutes.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Docker Hub's registry, whose reachability decides whether the local images matter.
+const REGISTRY: &str = "registry-1.docker.io:443";
 /// How long the registry probe waits; it only decides whether debootstrap matters.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -136,58 +142,113 @@ pub(crate) fn check_manifests(ctx: &Context) -> (Check, Vec<u16>) {
     }
 }
 
+/// The engine the checks found, for `doctor --json`: which one, chosen how, running what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Engine {
+    /// Its address: `unix:///var/run/docker.sock`.
+    pub(crate) endpoint: String,
+    /// The rule that chose it: `DOCKER_HOST`, `DOCKER_CONTEXT`, `current-context`,
+    /// `rootless-socket` or `default-socket`.
+    pub(crate) rule: &'static str,
+    /// The Docker context, when one chose it.
+    pub(crate) context: Option<String>,
+    /// `linux/amd64` or `linux/arm64`, when it answered.
+    pub(crate) platform: Option<String>,
+    /// What the apps are built for: `WANDER_PLATFORM`, else the engine's platform.
+    pub(crate) apps_platform: Option<String>,
+}
+
+/// Every check, and the engine they found.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub(crate) checks: Vec<Check>,
+    pub(crate) engine: Option<Engine>,
+}
+
 /// Runs every check that applies to this machine and returns them in a stable order: Docker,
 /// kind, ports, disk, the musl target, debootstrap.
-pub(crate) async fn run_checks(ctx: &Context, opts: &Options) -> Vec<Check> {
+pub(crate) async fn run_checks(ctx: &Context, opts: &Options) -> Report {
     let mut checks = Vec::new();
-    let (docker_check, docker) = check_docker().await;
+    let (docker_check, docker, endpoint) = check_docker().await;
     checks.push(docker_check);
     if opts.need_kind {
         checks.push(check_kind(ctx));
     }
     for &port in &opts.ports {
-        checks.push(check_port(port, opts.owned_ports.contains(&port)));
+        checks.push(check_port(ctx, port, opts.owned_ports.contains(&port)));
     }
     let data_root = match &docker {
         Some(docker) => docker_data_root(docker).await,
         None => None,
     };
     checks.push(check_disk(data_root.as_deref(), ctx.root()));
-    if cfg!(target_os = "linux") {
-        checks.push(check_musl_target(ctx));
-        checks.push(check_debootstrap().await);
+    let engine_platform = match &docker {
+        Some(docker) => Platform::of(docker).await.ok(),
+        None => None,
+    };
+    let apps_platform = ctx.config().platform.or(engine_platform);
+    let target_platform = apps_platform.or_else(Platform::of_host_cpu);
+    if let Some(platform) = target_platform {
+        checks.push(check_musl_target(ctx, platform));
     }
-    checks
+    checks.push(check_debootstrap(engine_platform).await);
+    let engine = endpoint.map(|endpoint| Engine {
+        rule: endpoint.rule(),
+        context: match endpoint.source {
+            Source::ContextVariable { name } | Source::CurrentContext { name, .. } => Some(name),
+            _ => None,
+        },
+        endpoint: endpoint.host,
+        platform: engine_platform.map(|p| p.to_string()),
+        apps_platform: apps_platform.map(|p| p.to_string()),
+    });
+    Report { checks, engine }
 }
 
 // --- Docker ---------------------------------------------------------------------------------
 
-/// Whether the daemon answers (not merely whether the binary exists), with its versions; the
-/// client is handed back for the checks that need it.
-async fn check_docker() -> (Check, Option<Docker>) {
-    let host = crate::docker::endpoint();
-    let failure = |reason: String| {
-        let detail = format!("the Docker daemon at {host} is not answering: {reason}");
-        Check::fail("docker", detail, docker_fix_here())
+/// Whether the daemon answers (not merely whether the binary exists), with its version and
+/// platform, and which rule chose it; the client is handed back for the checks that need it.
+async fn check_docker() -> (Check, Option<Docker>, Option<Endpoint>) {
+    let endpoint = match crate::docker::endpoint::resolve() {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            let fix = "fix the Docker configuration the message names, or set DOCKER_HOST to the engine's socket";
+            return (Check::fail("docker", format!("{err:#}"), fix), None, None);
+        }
     };
-    let docker = match tokio::time::timeout(DOCKER_TIMEOUT, crate::docker::connect()).await {
+    let failure = |reason: String| {
+        let detail = format!(
+            "the Docker daemon at {} is not answering: {reason}",
+            endpoint.describe()
+        );
+        Check::fail("docker", detail, docker_fix_for(&endpoint))
+    };
+    let connecting = crate::docker::connect_to(&endpoint);
+    let docker = match tokio::time::timeout(DOCKER_TIMEOUT, connecting).await {
         Ok(Ok(docker)) => docker,
         // `connect` puts its own advice around the cause; the fix line below replaces it.
-        Ok(Err(err)) => return (failure(err.root_cause().to_string()), None),
+        Ok(Err(err)) => return (failure(err.root_cause().to_string()), None, Some(endpoint)),
         Err(_) => {
             let reason = format!("no answer within {} s", DOCKER_TIMEOUT.as_secs());
-            return (failure(reason), None);
+            return (failure(reason), None, Some(endpoint));
         }
     };
     let detail = match docker.version().await {
         Ok(version) => format!(
-            "Docker {} (API {}) at {host}",
+            "Docker {} (API {}, {}/{}) at {}",
             version.version.as_deref().unwrap_or("of unknown version"),
             version.api_version.as_deref().unwrap_or("unknown"),
+            version.os.as_deref().unwrap_or("unknown"),
+            version.arch.as_deref().unwrap_or("unknown"),
+            endpoint.describe(),
         ),
-        Err(err) => format!("answering at {host} (version unknown: {err})"),
+        Err(err) => format!(
+            "answering at {} (version unknown: {err})",
+            endpoint.describe()
+        ),
     };
-    (Check::ok("docker", detail), Some(docker))
+    (Check::ok("docker", detail), Some(docker), Some(endpoint))
 }
 
 /// What is known about a Docker daemon that does not answer, to choose the fix.
@@ -195,8 +256,8 @@ async fn check_docker() -> (Check, Option<Docker>) {
 struct DockerSituation {
     /// `std::env::consts::OS`.
     os: &'static str,
-    /// A `DOCKER_HOST` that is not a local socket: that engine is the one to get answering.
-    remote_host: Option<String>,
+    /// A setting that named the engine, whose fix is to start that one.
+    named: Option<Named>,
     /// The engine is installed here (binary or socket found).
     installed: bool,
     /// The socket exists but this user may not write to it.
@@ -205,35 +266,69 @@ struct DockerSituation {
     systemd: bool,
 }
 
-fn docker_situation() -> DockerSituation {
-    let host = crate::docker::endpoint();
-    let socket = PathBuf::from(host.strip_prefix("unix://").unwrap_or(&host));
-    let socket_denied = socket.exists()
-        && nix::unistd::access(&socket, nix::unistd::AccessFlags::W_OK)
-            == Err(nix::errno::Errno::EACCES);
+/// An engine some setting named, rather than the system's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Named {
+    /// A `DOCKER_HOST` that is not a local socket.
+    Remote(String),
+    /// A Docker context, and its address: the app behind it (Docker Desktop, Colima, OrbStack,
+    /// a Podman machine) is the one to start.
+    Context { name: String, host: String },
+    /// The rootless engine's socket.
+    Rootless,
+}
+
+fn docker_situation(endpoint: &Endpoint) -> DockerSituation {
+    let socket = endpoint.socket_path().map(Path::to_path_buf);
+    let socket_exists = socket.as_deref().is_some_and(Path::exists);
+    let socket_denied = socket_exists
+        && socket.as_deref().is_some_and(|socket| {
+            nix::unistd::access(socket, nix::unistd::AccessFlags::W_OK)
+                == Err(nix::errno::Errno::EACCES)
+        });
+    let named = match &endpoint.source {
+        Source::ContextVariable { name } | Source::CurrentContext { name, .. } => {
+            Some(Named::Context {
+                name: name.clone(),
+                host: endpoint.host.clone(),
+            })
+        }
+        Source::DockerHost if socket.is_none() => Some(Named::Remote(endpoint.host.clone())),
+        Source::Rootless => Some(Named::Rootless),
+        _ => None,
+    };
     DockerSituation {
         os: std::env::consts::OS,
-        remote_host: std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|host| !host.starts_with("unix://")),
-        installed: socket.exists() || which::which("dockerd").is_ok(),
+        named,
+        installed: socket_exists || which::which("dockerd").is_ok(),
         socket_denied,
         systemd: Path::new("/run/systemd/system").is_dir(),
     }
 }
 
-/// The one line that gets this machine's unreachable daemon answering: the advice of `doctor`,
-/// `dev` and every command that needs the engine.
-pub(crate) fn docker_fix_here() -> String {
-    docker_fix(&docker_situation())
+/// The one line that gets the unreachable daemon at `endpoint` answering: the advice of
+/// `doctor`, `dev` and every command that needs the engine.
+pub(crate) fn docker_fix_for(endpoint: &Endpoint) -> String {
+    docker_fix(&docker_situation(endpoint))
 }
 
 /// The one line that gets an unreachable daemon answering, for `situation`.
 fn docker_fix(situation: &DockerSituation) -> String {
-    if let Some(host) = &situation.remote_host {
-        return format!(
-            "the engine DOCKER_HOST={host} names must be running and reachable from here; or unset DOCKER_HOST to use the local one"
-        );
+    match &situation.named {
+        Some(Named::Remote(host)) => {
+            return format!(
+                "the engine DOCKER_HOST={host} names must be running and reachable from here; or unset DOCKER_HOST to use the local one"
+            );
+        }
+        Some(Named::Context { name, host }) => {
+            return format!(
+                "start the engine of the Docker context {name} ({host}: Docker Desktop, Colima, OrbStack or a Podman machine), or switch to another with `docker context use default`"
+            );
+        }
+        Some(Named::Rootless) => {
+            return "start the rootless engine: `systemctl --user start docker`".into();
+        }
+        None => {}
     }
     match situation.os {
         "linux" if situation.socket_denied => {
@@ -368,7 +463,7 @@ pub(crate) fn kind_fix(os: &str, arch: &str) -> String {
 // --- Ports ----------------------------------------------------------------------------------
 
 /// Whether `port` can be bound on 127.0.0.1, and if not, who holds it.
-fn check_port(port: u16, owned: bool) -> Check {
+fn check_port(ctx: &Context, port: u16, owned: bool) -> Check {
     let name = format!("port {port}");
     if owned {
         return Check::ok(name, format!("127.0.0.1:{port} is held by this stack"));
@@ -377,7 +472,7 @@ fn check_port(port: u16, owned: bool) -> Check {
     match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
         Ok(_listener) => Check::ok(name, format!("127.0.0.1:{port} is free")),
         Err(err) if err.kind() == ErrorKind::AddrInUse => {
-            let (detail, fix) = describe_taken_port(port, &port_holder(port));
+            let (detail, fix) = describe_taken_port(port, &port_holder(ctx, port));
             Check::fail(name, detail, fix)
         }
         Err(err) => Check::fail(
@@ -386,17 +481,6 @@ fn check_port(port: u16, owned: bool) -> Check {
             "run it as a user that may open this port, or free it",
         ),
     }
-}
-
-/// Who holds a port, as far as this user can see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Holder {
-    /// A process we could identify.
-    Process { pid: u32, name: String },
-    /// A listening socket owned by another user's process that we may not inspect.
-    Hidden { user: String },
-    /// Nothing to go on (not Linux, or another network namespace).
-    Unknown,
 }
 
 /// The failure line and its fix for a port someone else holds.
@@ -412,10 +496,18 @@ fn describe_taken_port(port: u16, holder: &Holder) -> (String, String) {
             format!("port {port} is held by PID {pid} ({name})"),
             format!("stop it, or free the port: `kill {pid}`"),
         ),
-        Holder::Hidden { user } => (
-            format!("port {port} is held by a process of user {user} that you may not inspect"),
-            format!("find it with `sudo ss -ltnp 'sport = :{port}'` and stop it"),
-        ),
+        Holder::Hidden { user } => {
+            // `ss` is Linux's; elsewhere the holder was looked up with lsof.
+            let find = if cfg!(target_os = "linux") {
+                format!("`sudo ss -ltnp 'sport = :{port}'`")
+            } else {
+                format!("`sudo lsof -nP -iTCP:{port} -sTCP:LISTEN`")
+            };
+            (
+                format!("port {port} is held by a process of user {user} that you may not inspect"),
+                format!("find it with {find} and stop it"),
+            )
+        }
         Holder::Unknown => {
             let find = if cfg!(target_os = "linux") {
                 format!("`ss -ltnp 'sport = :{port}'`")
@@ -429,108 +521,6 @@ fn describe_taken_port(port: u16, holder: &Holder) -> (String, String) {
                 format!("find what holds it with {find} and stop it"),
             )
         }
-    }
-}
-
-/// One TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcSocket {
-    local_port: u16,
-    /// The kernel's TCP state number; [`TCP_LISTEN`] for a listening socket.
-    state: u8,
-    uid: u32,
-    /// The socket's inode: `/proc/<pid>/fd/*` links to `socket:[inode]` in its owners.
-    inode: u64,
-}
-
-/// `TCP_LISTEN` in the kernel's `enum tcp_state`, as `/proc/net/tcp` prints it (`0A`).
-const TCP_LISTEN: u8 = 0x0A;
-
-/// Parses one line of `/proc/net/tcp{,6}` (`sl local rem st tx:rx tr:when retrnsmt uid timeout
-/// inode ...`, addresses as `HEXADDR:HEXPORT`); `None` for the header or anything malformed.
-fn parse_proc_net_line(line: &str) -> Option<ProcSocket> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    if fields.len() < 10 || !fields[0].ends_with(':') {
-        return None;
-    }
-    let (_, port) = fields[1].rsplit_once(':')?;
-    Some(ProcSocket {
-        local_port: u16::from_str_radix(port, 16).ok()?,
-        state: u8::from_str_radix(fields[3], 16).ok()?,
-        uid: fields[7].parse().ok()?,
-        inode: fields[9].parse().ok()?,
-    })
-}
-
-/// The listening sockets on `port` in a `/proc/net/tcp{,6}` text, as (inode, uid).
-fn listening_on(text: &str, port: u16) -> Vec<(u64, u32)> {
-    text.lines()
-        .filter_map(parse_proc_net_line)
-        .filter(|socket| socket.local_port == port && socket.state == TCP_LISTEN)
-        .map(|socket| (socket.inode, socket.uid))
-        .collect()
-}
-
-/// Finds the process listening on `port` through `/proc` (Linux): socket inode from
-/// `/proc/net/tcp{,6}`, then the process whose descriptors link to that socket.
-fn port_holder(port: u16) -> Holder {
-    let mut sockets = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(table) {
-            sockets.extend(listening_on(&text, port));
-        }
-    }
-    // Inode 0 is a socket whose owner has gone; nothing links to it.
-    sockets.retain(|&(inode, _)| inode != 0);
-    let Some(&(_, uid)) = sockets.first() else {
-        return Holder::Unknown;
-    };
-    let targets: Vec<String> = sockets
-        .iter()
-        .map(|(inode, _)| format!("socket:[{inode}]"))
-        .collect();
-    match process_with_socket(&targets) {
-        Some(pid) => Holder::Process {
-            pid,
-            name: process_name(pid),
-        },
-        None => Holder::Hidden {
-            user: user_name(uid),
-        },
-    }
-}
-
-/// The lowest PID with a descriptor linking to one of `targets` (forked servers share one
-/// socket; the lowest is usually the parent worth stopping).
-fn process_with_socket(targets: &[String]) -> Option<u32> {
-    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.into_iter().find(|pid| {
-        // Other users' descriptors are unreadable without privileges: skip them quietly.
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return false;
-        };
-        fds.filter_map(Result::ok).any(|fd| {
-            std::fs::read_link(fd.path())
-                .is_ok_and(|link| targets.iter().any(|target| link.as_os_str() == &**target))
-        })
-    })
-}
-
-/// The short command name of a process (`/proc/<pid>/comm`).
-fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map_or_else(|_| "unknown".into(), |name| name.trim_end().to_owned())
-}
-
-/// A user's login name, else the number.
-fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => user.name,
-        _ => format!("uid {uid}"),
     }
 }
 
@@ -593,53 +583,61 @@ fn format_gib(bytes: u64) -> String {
 
 // --- Toolchain and stand-in images ----------------------------------------------------------
 
-/// Whether the musl target is installed, which the fast image path needs for static binaries.
-fn check_musl_target(ctx: &Context) -> Check {
-    let target = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+/// Whether the musl target of the apps' platform is installed, which the fast image path needs
+/// for static binaries.
+fn check_musl_target(ctx: &Context, platform: Platform) -> Check {
+    let target = platform.musl_target();
     let fix = format!("rustup target add {target}");
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    // From the repository, so that a toolchain pinned there is the one asked.
-    let sysroot = Cmd::new(rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(ctx.root())
-        .output(ctx);
-    let sysroot = match sysroot {
-        Ok(output) if output.status.success() => {
-            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-        }
-        Ok(output) => {
-            let detail = format!(
-                "could not ask rustc for its sysroot: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-            return Check::warn("musl target", detail, fix);
-        }
-        Err(err) => return Check::warn("musl target", format!("{err:#}"), fix),
-    };
-    if sysroot
-        .join("lib/rustlib")
-        .join(&target)
-        .join("lib")
-        .is_dir()
-    {
-        Check::ok(
+    match crate::images::app::musl_installed(ctx, target) {
+        Ok(true) if platform.is_host() => Check::ok(
             "musl target",
-            format!("{target} is installed: images use the fast static build"),
-        )
-    } else {
-        Check::warn(
+            format!("{target} is installed: {platform} images use the fast static build"),
+        ),
+        Ok(true) => Check::ok(
             "musl target",
             format!(
-                "{target} is not installed: images fall back to the slower multi-stage Dockerfiles"
+                "{target} is installed: {platform} images use the fast static build, linked with rust-lld"
+            ),
+        ),
+        Ok(false) => Check::warn(
+            "musl target",
+            format!(
+                "{target} is not installed: {platform} images fall back to the slower multi-stage Dockerfiles"
             ),
             fix,
-        )
+        ),
+        Err(err) => Check::warn("musl target", format!("{err:#}"), fix),
     }
 }
 
 /// Whether the stand-in PostgreSQL and Redis images can be built; that only matters when no
-/// registry is reachable, so a missing debootstrap is at most a warning.
-async fn check_debootstrap() -> Check {
+/// registry is reachable, so a missing debootstrap is at most a warning. For an engine of
+/// another processor than the host's they cannot be (nor the toolbox from the host's busybox):
+/// then the registry is what matters, and this says so.
+async fn check_debootstrap(engine: Option<Platform>) -> Check {
+    let registry_reachable = || async {
+        matches!(
+            tokio::time::timeout(REGISTRY_TIMEOUT, tokio::net::TcpStream::connect(REGISTRY)).await,
+            Ok(Ok(_))
+        )
+    };
+    if let Some(why) = engine.and_then(crate::images::standin::foreign_engine) {
+        return if registry_reachable().await {
+            Check::ok(
+                "debootstrap",
+                "not needed: Docker Hub is reachable for the official images of the engine's platform",
+            )
+        } else {
+            Check::warn(
+                "debootstrap",
+                format!(
+                    "Docker Hub is unreachable and {why}; the toolbox ({}) comes from the registry too",
+                    crate::images::toolbox::REGISTRY_TOOLBOX
+                ),
+                "make Docker Hub reachable (or set a registry mirror in the engine's settings)",
+            )
+        };
+    }
     // /usr/sbin is often not on a regular user's PATH.
     let found = which::which("debootstrap").ok().or_else(|| {
         ["/usr/sbin/debootstrap", "/sbin/debootstrap"]
@@ -656,12 +654,7 @@ async fn check_debootstrap() -> Check {
             ),
         );
     }
-    let registry = "registry-1.docker.io:443";
-    let reachable = matches!(
-        tokio::time::timeout(REGISTRY_TIMEOUT, tokio::net::TcpStream::connect(registry)).await,
-        Ok(Ok(_))
-    );
-    if reachable {
+    if registry_reachable().await {
         Check::ok(
             "debootstrap",
             "not installed, and not needed: Docker Hub is reachable for the official images",
@@ -678,63 +671,6 @@ async fn check_debootstrap() -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TCP4: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 48213 1 0000000000000000 100 0 0 10 0
-   1: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1146 1 000000005311e760 100 0 0 10 0
-   2: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 48999 1 0000000000000000 20 4 30 10 -1
-   3: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 49001 1 0000000000000000 20 4 30 10 -1
-";
-
-    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   999        0 77001 1 0000000000000000 100 0 0 10 0
-   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:9C40 06 00000000:00000000 03:00000CF3 00000000     0        0 0 3 0000000000000000
-";
-
-    #[test]
-    fn proc_net_lines_give_port_state_uid_and_inode() {
-        let cases = [
-            (
-                TCP4.lines().nth(1).unwrap(),
-                Some((8080, TCP_LISTEN, 1000, 48213)),
-            ),
-            (
-                TCP4.lines().nth(2).unwrap(),
-                Some((3000, TCP_LISTEN, 0, 1146)),
-            ),
-            (
-                TCP4.lines().nth(4).unwrap(),
-                Some((50000, 0x01, 1000, 49001)),
-            ),
-            (
-                TCP6.lines().nth(1).unwrap(),
-                Some((8080, TCP_LISTEN, 999, 77001)),
-            ),
-            (TCP6.lines().nth(2).unwrap(), Some((8080, 0x06, 0, 0))),
-            (TCP4.lines().next().unwrap(), None),
-            (TCP6.lines().next().unwrap(), None),
-            ("", None),
-            (
-                "   0: 0100007F:ZZZZ 00000000:0000 0A 0:0 0:0 0 1000 0 1 1",
-                None,
-            ),
-        ];
-        for (line, expected) in cases {
-            let parsed = parse_proc_net_line(line)
-                .map(|socket| (socket.local_port, socket.state, socket.uid, socket.inode));
-            assert_eq!(parsed, expected, "{line}");
-        }
-    }
-
-    #[test]
-    fn only_listening_sockets_on_the_port_count() {
-        // Port 8080 has one listener and one established connection; 50000 is only a client's.
-        assert_eq!(listening_on(TCP4, 8080), [(48213, 1000)]);
-        assert_eq!(listening_on(TCP4, 3000), [(1146, 0)]);
-        assert_eq!(listening_on(TCP4, 50000), []);
-        assert_eq!(listening_on(TCP6, 8080), [(77001, 999)]);
-        assert_eq!(listening_on(TCP6, 3000), []);
-    }
 
     #[test]
     fn a_taken_port_names_its_holder_and_how_to_free_it() {
@@ -766,7 +702,12 @@ mod tests {
             },
         );
         assert!(detail.contains("user postgres"), "{detail}");
-        assert!(fix.contains("sudo ss -ltnp 'sport = :8080'"), "{fix}");
+        let find = if cfg!(target_os = "linux") {
+            "sudo ss -ltnp 'sport = :8080'"
+        } else {
+            "sudo lsof -nP -iTCP:8080 -sTCP:LISTEN"
+        };
+        assert!(fix.contains(find), "{fix}");
 
         let (detail, fix) = describe_taken_port(8080, &Holder::Unknown);
         assert_eq!(detail, "port 8080 on 127.0.0.1 is already in use");
@@ -778,7 +719,7 @@ mod tests {
     fn a_port_held_by_this_process_is_reported_with_our_pid_and_name() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let check = check_port(port, false);
+        let check = check_port(&Context::for_tests(), port, false);
         assert_eq!(check.status, Status::Fail, "{check:?}");
         assert_eq!(check.name, format!("port {port}"));
         let pid = std::process::id();
@@ -797,11 +738,12 @@ mod tests {
     fn a_free_port_and_a_port_of_our_own_stack_are_ok() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let owned = check_port(port, true);
+        let ctx = Context::for_tests();
+        let owned = check_port(&ctx, port, true);
         assert_eq!(owned.status, Status::Ok, "{owned:?}");
         assert!(owned.fix.is_none());
         drop(listener);
-        let free = check_port(port, false);
+        let free = check_port(&ctx, port, false);
         assert_eq!(free.status, Status::Ok, "{free:?}");
         assert_eq!(free.detail, format!("127.0.0.1:{port} is free"));
     }
@@ -918,7 +860,7 @@ mod tests {
             os,
             installed,
             socket_denied,
-            remote_host: remote_host.map(Into::into),
+            named: remote_host.map(|host: &str| Named::Remote(host.into())),
             systemd: true,
         };
         let without_systemd = DockerSituation {
@@ -951,6 +893,23 @@ mod tests {
                 situation("linux", true, false, Some("tcp://10.0.0.5:2376")),
                 "DOCKER_HOST=tcp://10.0.0.5:2376 names must be running",
             ),
+            (
+                DockerSituation {
+                    named: Some(Named::Context {
+                        name: "colima".into(),
+                        host: "unix:///Users/a/.colima/docker.sock".into(),
+                    }),
+                    ..situation("macos", false, false, None)
+                },
+                "start the engine of the Docker context colima (unix:///Users/a/.colima/docker.sock",
+            ),
+            (
+                DockerSituation {
+                    named: Some(Named::Rootless),
+                    ..situation("linux", true, false, None)
+                },
+                "systemctl --user start docker",
+            ),
         ];
         for (situation, expected) in cases {
             let fix = docker_fix(&situation);
@@ -969,7 +928,7 @@ mod tests {
             ports: vec![port],
             owned_ports: vec![port],
         };
-        let checks = run_checks(&ctx, &opts).await;
+        let checks = run_checks(&ctx, &opts).await.checks;
         let names: Vec<&str> = checks.iter().map(|check| check.name.as_str()).collect();
         let port_name = format!("port {port}");
         assert_eq!(

@@ -252,19 +252,20 @@ enum EngineAction {
 }
 
 /// Decides what to do about the engine: start `dockerd` only when it is not answering, we are
-/// root, it is installed, and `DOCKER_HOST` does not point somewhere else.
+/// root, it is installed, and no setting (`DOCKER_HOST`, a Docker context, a rootless socket)
+/// chose another engine than the system's, which is then named in `chosen`.
 fn engine_action(
     answers: Result<(), String>,
     is_root: bool,
-    docker_host: Option<&str>,
+    chosen: Option<&str>,
     dockerd: Option<PathBuf>,
 ) -> EngineAction {
     let Err(why) = answers else {
         return EngineAction::UseRunning;
     };
-    if let Some(host) = docker_host.filter(|host| !host.is_empty()) {
+    if let Some(chosen) = chosen {
         return EngineAction::Fail(format!(
-            "{why} (DOCKER_HOST={host} names the engine to use, so none is started here; unset DOCKER_HOST to use a local one)"
+            "{why} ({chosen} is the engine to use, so none is started here; unset DOCKER_HOST and DOCKER_CONTEXT, or `docker context use default`, to use the local one)"
         ));
     }
     if !is_root {
@@ -295,10 +296,15 @@ impl DockerEngine {
             .block_on(crate::docker::connect())
             .map(drop)
             .map_err(|err| format!("{err:#}"));
+        let chosen = match crate::docker::endpoint::resolve() {
+            Ok(endpoint) if endpoint.source == crate::docker::endpoint::Source::Default => None,
+            Ok(endpoint) => Some(endpoint.describe()),
+            Err(err) => Some(format!("{err:#}")),
+        };
         let action = engine_action(
             answers,
             nix::unistd::geteuid().is_root(),
-            std::env::var("DOCKER_HOST").ok().as_deref(),
+            chosen.as_deref(),
             which::which("dockerd").ok(),
         );
         let dockerd = match action {
@@ -359,8 +365,7 @@ impl DockerEngine {
 
     /// Where the engine is and whether it was started for the run.
     fn describe(&self) -> String {
-        let target =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let target = crate::docker::describe_endpoint();
         if self.started.is_some() {
             format!("{target} (dockerd started for this run)")
         } else {
@@ -606,10 +611,6 @@ mod tests {
         );
         assert_eq!(
             engine_action(down(), true, None, dockerd()),
-            EngineAction::Start(PathBuf::from("/usr/sbin/dockerd"))
-        );
-        assert_eq!(
-            engine_action(down(), true, Some(""), dockerd()),
             EngineAction::Start(PathBuf::from("/usr/sbin/dockerd"))
         );
         let cases = [

@@ -13,6 +13,7 @@ use crate::Context;
 use crate::cmd::Cmd;
 use crate::images::context::{self, DockerIgnore, Tar};
 use crate::images::{Image, build, hash};
+use crate::platform::Platform;
 
 /// Bumped whenever the way an image is assembled changes in a way the recipe text does not
 /// show, so that every tag changes with it.
@@ -33,8 +34,12 @@ const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
     nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
 
-/// Where the host keeps its CA bundle on Debian, Ubuntu, Alpine and Arch.
-const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where hosts keep their CA bundle: Debian, Ubuntu, Alpine and Arch; Fedora; macOS.
+const HOST_CA_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
 
 /// One of the workspace's servers that runs as an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,38 +101,42 @@ impl App {
     }
 }
 
-/// Makes sure the engine has the image of `app` for the current sources: returns at once when
-/// the tag derived from its inputs exists, builds it otherwise. Build output goes to
-/// `on_progress`, one line at a time.
+/// Makes sure the engine has the image of `app` for the current sources and the apps'
+/// platform ([`Platform::for_apps`]): returns at once when the tag derived from its inputs
+/// exists, builds it otherwise. Build output goes to `on_progress`, one line at a time.
 pub(crate) async fn ensure_app(
     ctx: &Context,
     docker: &Docker,
     app: App,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
-    ensure(
-        ctx,
-        docker,
-        app,
-        &format!("wander/{}", app.name()),
-        &HashMap::new(),
-        on_progress,
-    )
-    .await
+    let build = Build {
+        repository: format!("wander/{}", app.name()),
+        platform: Platform::for_apps(ctx, docker).await?,
+        extra_labels: HashMap::new(),
+    };
+    ensure(ctx, docker, app, &build, on_progress).await
 }
 
-/// [`ensure_app`] with the image's repository and extra labels chosen by the caller (tests
-/// build under their own names, so they never touch a developer's images).
+/// Where an app's image goes and what it is built for: [`ensure_app`]'s choice, or a test's
+/// (tests build under their own names, so they never touch a developer's images).
+struct Build {
+    repository: String,
+    platform: Platform,
+    extra_labels: HashMap<String, String>,
+}
+
 async fn ensure(
     ctx: &Context,
     docker: &Docker,
     app: App,
-    repository: &str,
-    extra_labels: &HashMap<String, String>,
+    build: &Build,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
     let root = ctx.root();
-    let target = musl_target();
+    let platform = build.platform;
+    let repository = &build.repository;
+    let target = platform.musl_target();
     let rustc = rustc_version(ctx)?;
     let dockerfile = scratch_dockerfile(app);
     let recipe_text =
@@ -155,13 +164,35 @@ async fn ensure(
     }
 
     let mut labels = labels(app, &inputs);
-    labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if cfg!(target_os = "linux") && musl_installed(ctx, target)? {
-        let binary = cargo_build(ctx, app, target, on_progress).await?;
+    labels.extend(
+        build
+            .extra_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    if musl_installed(ctx, target)? {
+        let binary = cargo_build(ctx, app, platform, on_progress).await?;
         let context = scratch_context(app, &dockerfile, &binary)?;
-        build::build(docker, context, &reference, &labels, on_progress).await?;
+        build::build(
+            docker,
+            context,
+            &reference,
+            &labels,
+            Some(platform),
+            on_progress,
+        )
+        .await?;
     } else {
-        dockerfile_build(docker, root, app, &reference, &labels, target, on_progress).await?;
+        dockerfile_build(
+            docker,
+            root,
+            app,
+            &reference,
+            &labels,
+            platform,
+            on_progress,
+        )
+        .await?;
     }
     let pruned = build::prune_other_tags(docker, repository, &reference).await?;
     if pruned > 0 {
@@ -175,23 +206,26 @@ async fn ensure(
     })
 }
 
-/// Builds every app's static binary now, even when its image exists. `cargo xtask test` does
-/// this once, in view, so that the tests which build images under their own names find cargo's
+/// Builds every app's static binary now, for every platform whose musl target is installed,
+/// even when the images exist. `cargo xtask test` does this once, in view, so that the tests
+/// which build images under their own names (the other architecture's among them) find cargo's
 /// work done: a clean checkout next to images already in the engine would otherwise compile in
 /// the middle of the tests, where two such builds queue on cargo's lock. Nothing to do without
-/// the musl target (images then come from the Dockerfiles).
+/// a musl target (images then come from the Dockerfiles).
 pub(crate) async fn build_binaries(
     ctx: &Context,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<()> {
-    let target = musl_target();
-    if !(cfg!(target_os = "linux") && musl_installed(ctx, target)?) {
-        return Ok(());
-    }
-    // One app at a time, with exactly `ensure`'s command: building them together would unify
-    // their dependencies' features differently and leave `ensure` to compile them again.
-    for app in App::ALL {
-        cargo_build(ctx, app, target, on_progress).await?;
+    for platform in Platform::ALL {
+        if !musl_installed(ctx, platform.musl_target())? {
+            continue;
+        }
+        // One app at a time, with exactly `ensure`'s command: building them together would
+        // unify their dependencies' features differently and leave `ensure` to compile them
+        // again.
+        for app in App::ALL {
+            cargo_build(ctx, app, platform, on_progress).await?;
+        }
     }
     Ok(())
 }
@@ -204,10 +238,11 @@ async fn dockerfile_build(
     app: App,
     reference: &str,
     labels: &HashMap<String, String>,
-    target: &str,
+    platform: Platform,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<()> {
     let name = app.name();
+    let target = platform.musl_target();
     on_progress(&format!(
         "the {target} target is not installed: building {name} from {name}/Dockerfile (slower)"
     ));
@@ -215,22 +250,13 @@ async fn dockerfile_build(
     let dockerfile =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let context = context::workspace_context(root, &dockerfile)?;
-    build::build(docker, context, reference, labels, on_progress)
+    build::build(docker, context, reference, labels, Some(platform), on_progress)
         .await
         .with_context(|| {
             format!(
                 "building {reference} from {name}/Dockerfile failed; install the musl target with `rustup target add {target}` to build on the host instead, or make the registry reachable"
             )
         })
-}
-
-/// The static target of this machine's architecture.
-fn musl_target() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "aarch64-unknown-linux-musl"
-    } else {
-        "x86_64-unknown-linux-musl"
-    }
 }
 
 fn rustc() -> Cmd {
@@ -251,7 +277,7 @@ fn rustc_version(ctx: &Context) -> anyhow::Result<String> {
 }
 
 /// Whether the standard library for `target` is installed in the active toolchain.
-fn musl_installed(ctx: &Context, target: &str) -> anyhow::Result<bool> {
+pub(crate) fn musl_installed(ctx: &Context, target: &str) -> anyhow::Result<bool> {
     let cmd = rustc().args(["--print", "sysroot"]);
     let output = cmd.output(ctx)?;
     if !output.status.success() {
@@ -307,13 +333,7 @@ fn scratch_dockerfile(app: App) -> String {
 /// The build context of the fast path: the Dockerfile, the binary, the host's CA bundle, the
 /// user database and an empty `/tmp`, nothing else.
 fn scratch_context(app: App, dockerfile: &str, binary: &Path) -> anyhow::Result<Vec<u8>> {
-    let certs = match std::fs::read(HOST_CA_BUNDLE) {
-        Ok(certs) => certs,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
-            "{HOST_CA_BUNDLE} is missing, and the images need CA certificates; install them with `sudo apt-get install ca-certificates` (or your system's ca-certificates package)"
-        ),
-        Err(err) => return Err(err).with_context(|| format!("reading {HOST_CA_BUNDLE}")),
-    };
+    let certs = host_ca_bundle()?;
     let binary_data =
         std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
     let mut tar = Tar::default();
@@ -330,16 +350,42 @@ fn scratch_context(app: App, dockerfile: &str, binary: &Path) -> anyhow::Result<
     tar.into_bytes()
 }
 
-/// Builds the app's static binary on the host, streaming cargo's messages to `on_progress`, and
-/// returns where cargo put it.
+/// The host's CA certificates, from the first of [`HOST_CA_BUNDLES`] that exists.
+fn host_ca_bundle() -> anyhow::Result<Vec<u8>> {
+    for path in HOST_CA_BUNDLES {
+        match std::fs::read(path) {
+            Ok(certs) => return Ok(certs),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("reading {path}")),
+        }
+    }
+    bail!(
+        "no CA certificates found (looked for {}), and the images need them; install them with `sudo apt-get install ca-certificates` (or your system's ca-certificates package)",
+        HOST_CA_BUNDLES.join(", ")
+    )
+}
+
+/// The variable that sets cargo's linker for `target`, as cargo spells it.
+fn linker_var(target: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// Builds the app's static binary on the host for `platform`, streaming cargo's messages to
+/// `on_progress`, and returns where cargo put it. Off the platform's own Linux host, rust-lld
+/// links (unless the developer chose a linker with cargo's variable): the system's C linker
+/// would produce a binary for the host.
 async fn cargo_build(
     ctx: &Context,
     app: App,
-    target: &str,
+    platform: Platform,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<PathBuf> {
     let name = app.name();
-    let cmd = Cmd::cargo().current_dir(ctx.root()).args([
+    let target = platform.musl_target();
+    let mut cmd = Cmd::cargo().current_dir(ctx.root()).args([
         "build",
         "--profile",
         PROFILE,
@@ -354,6 +400,13 @@ async fn cargo_build(
         "--message-format=json-render-diagnostics",
         "--color=never",
     ]);
+    let linker = linker_var(target);
+    if !platform.is_host() && std::env::var_os(&linker).is_none() {
+        cmd = cmd.env(&linker, "rust-lld");
+        on_progress(&format!(
+            "{linker}=rust-lld: linking for {platform} off its own host"
+        ));
+    }
     on_progress(&format!("$ {cmd}"));
     let mut child = cmd.spawn_piped(ctx)?;
     let stdout = child
@@ -410,6 +463,9 @@ fn built_executable(line: &str, name: &str) -> Option<PathBuf> {
     }
     message["executable"].as_str().map(PathBuf::from)
 }
+
+#[cfg(test)]
+mod cross_tests;
 
 #[cfg(test)]
 mod tests {
@@ -577,13 +633,17 @@ mod tests {
         expected_log: &str,
     ) -> String {
         let ctx = crate::Context::for_tests();
-        let repository = format!("wander-xtask-test/{}-{}", app.name(), std::process::id());
-        let labels = test_labels(test);
+        let build = Build {
+            repository: format!("wander-xtask-test/{}-{}", app.name(), std::process::id()),
+            platform: Platform::of(docker).await.unwrap(),
+            extra_labels: test_labels(test),
+        };
+        let repository = &build.repository;
 
         // Progress goes to stderr as well, timed: when this is slow, the test's output says why.
         let started = std::time::Instant::now();
         let first = Transcript::default();
-        let image = ensure(&ctx, docker, app, &repository, &labels, &|line| {
+        let image = ensure(&ctx, docker, app, &build, &|line| {
             eprintln!("[{:>7.1?}] {line}", started.elapsed());
             first.record(line);
         })
@@ -599,7 +659,7 @@ mod tests {
 
         let second = Transcript::default();
         let looked = std::time::Instant::now();
-        let again = ensure(&ctx, docker, app, &repository, &labels, &|line| {
+        let again = ensure(&ctx, docker, app, &build, &|line| {
             second.record(line);
         })
         .await
@@ -656,7 +716,7 @@ mod tests {
             App::Api,
             &reference,
             &test_labels(test),
-            "x86_64-unknown-linux-musl",
+            Platform::LinuxAmd64,
             &|line| transcript.record(line),
         )
         .await;

@@ -11,6 +11,8 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt as _;
 
+use crate::platform::Platform;
+
 /// Whether the engine already has an image with this reference.
 pub(crate) async fn image_exists(docker: &Docker, reference: &str) -> anyhow::Result<bool> {
     match docker.inspect_image(reference).await {
@@ -71,16 +73,18 @@ pub(crate) async fn prune_other_tags(
 }
 
 /// Builds `context` (a tar archive with a `Dockerfile` at its root) as `reference`, labelled
-/// with `labels`. Each line of build output goes to `on_progress`; a failed step fails the build
-/// with the engine's message.
+/// with `labels`, for `platform` (else the engine's own). Each line of build output goes to
+/// `on_progress`; a failed step fails the build with the engine's message.
 pub(crate) async fn build(
     docker: &Docker,
     context: Vec<u8>,
     reference: &str,
     labels: &HashMap<String, String>,
+    platform: Option<Platform>,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<()> {
     let options = BuildImageOptionsBuilder::default()
+        .platform(platform.map_or("", Platform::as_str))
         .dockerfile("Dockerfile")
         .t(reference)
         .labels(labels)
@@ -110,10 +114,25 @@ pub(crate) async fn build(
             }
         }
     }
-    if !image_exists(docker, reference).await? {
-        bail!(
+    let image = match docker.inspect_image(reference).await {
+        Ok(image) => image,
+        Err(err) if crate::docker::is_not_found(&err) => bail!(
             "building image {reference} ended without an image; the last output was:\n{}",
             last_lines.join("\n")
+        ),
+        Err(err) => return Err(err).with_context(|| format!("inspecting image {reference}")),
+    };
+    // An engine that ignored the platform would leave an image that says amd64 around arm64
+    // binaries: caught here rather than as an `exec format error` at start.
+    if let Some(platform) = platform
+        && image.architecture.as_deref() != Some(platform.arch())
+    {
+        bail!(
+            "the engine built {reference} for {} instead of {platform}; update Docker to 20.10 or later",
+            image
+                .architecture
+                .as_deref()
+                .unwrap_or("an unknown architecture")
         );
     }
     Ok(())
@@ -146,6 +165,7 @@ mod tests {
                     context.into_bytes().unwrap(),
                     &reference,
                     &HashMap::new(),
+                    None,
                     &|_| {},
                 )
                 .await

@@ -87,7 +87,7 @@ pub(crate) async fn resolve(
         });
     }
     on_progress(&format!("pulling {manifest_image}"));
-    let pull_error = match pull(docker, manifest_image, on_progress).await {
+    let pull_error = match pull(docker, manifest_image, None, on_progress).await {
         Ok(()) => {
             return Ok(Resolved {
                 reference: manifest_image.to_owned(),
@@ -151,6 +151,13 @@ pub(crate) async fn resolve_stack(
             }
         }
     }
+    let engine = crate::platform::Platform::of(docker).await?;
+    let apps = crate::platform::Platform::for_apps(ctx, docker).await?;
+    if apps != engine {
+        on_notice(&format!(
+            "the apps are built for {apps} (WANDER_PLATFORM) and the engine runs {engine}: their containers start only where the engine emulates {apps} (binfmt_misc with qemu-user-static)"
+        ));
+    }
     let preparing = wanted.iter().map(|&(image, workload, origin)| async move {
         on_progress(image);
         let resolved = resolve(ctx, docker, image, origin, on_progress)
@@ -170,14 +177,16 @@ pub(crate) async fn resolve_stack(
     Ok(resolved)
 }
 
-/// Pulls an image, reporting the engine's progress lines.
-async fn pull(
+/// Pulls an image for `platform` (else the engine's), reporting the engine's progress lines.
+pub(crate) async fn pull(
     docker: &Docker,
     reference: &str,
+    platform: Option<crate::platform::Platform>,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<()> {
     let options = CreateImageOptionsBuilder::default()
         .from_image(reference)
+        .platform(platform.map_or("", crate::platform::Platform::as_str))
         .build();
     let mut stream = docker.create_image(Some(options), None, None);
     while let Some(item) = stream.next().await {

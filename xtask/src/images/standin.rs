@@ -92,6 +92,9 @@ pub(crate) async fn ensure_base(
             built: false,
         });
     }
+    if let Some(why) = foreign_engine(crate::platform::Platform::of(docker).await?) {
+        bail!("{why}");
+    }
     if !can_build(
         nix::unistd::geteuid().is_root(),
         which::which("debootstrap").is_ok(),
@@ -190,7 +193,7 @@ async fn ensure_standin(
     };
     let context = standin_context(standin, &base.reference)?;
     let labels = HashMap::from([(LABEL.to_owned(), standin.name.to_owned())]);
-    build(docker, context, &reference, &labels, on_progress).await?;
+    build(docker, context, &reference, &labels, None, on_progress).await?;
     Ok(Image {
         reference,
         built: true,
@@ -226,6 +229,17 @@ fn standin_reference(standin: &Standin, base: &str) -> String {
 /// The first 12 hex digits of a length-prefixed SHA-256 over `parts`.
 fn short_hash(parts: &[&[u8]]) -> String {
     crate::digest::short_hash(parts, 12)
+}
+
+/// Why the base cannot be built for an engine of `platform`, if it cannot: debootstrap unpacks
+/// and configures packages with the host's own processor, so the stand-ins exist only for an
+/// engine of the host's platform (a Linux host's).
+pub(crate) fn foreign_engine(platform: crate::platform::Platform) -> Option<String> {
+    (!platform.is_host()).then(|| {
+        format!(
+            "the engine runs {platform}, and the stand-in PostgreSQL and Redis images are built from this host's Debian packages, for its own processor only: make a registry reachable so that the official images (postgres:15-bookworm, redis:7-bookworm) are pulled for {platform}"
+        )
+    })
 }
 
 /// Whether this process can build the base: debootstrap needs root (device nodes, chroot, file
@@ -606,6 +620,22 @@ mod tests {
         assert!(!can_build(true, false));
         assert!(!can_build(false, false));
         assert!(!CANNOT_BUILD.contains('\n') && !CANNOT_BUILD.ends_with('.'));
+    }
+
+    #[test]
+    fn stand_ins_are_built_only_for_an_engine_of_the_hosts_platform() {
+        let host = crate::platform::Platform::of_host_cpu().unwrap();
+        assert_eq!(foreign_engine(host), None);
+        let other = crate::platform::Platform::ALL
+            .into_iter()
+            .find(|platform| *platform != host)
+            .unwrap();
+        let why = foreign_engine(other).unwrap();
+        assert!(
+            why.starts_with(&format!("the engine runs {other},")),
+            "{why}"
+        );
+        assert!(why.contains("make a registry reachable"), "{why}");
     }
 
     #[test]

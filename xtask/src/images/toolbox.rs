@@ -14,6 +14,8 @@ use bollard::Docker;
 
 use super::Image;
 use super::build::{build, image_exists};
+use crate::elf;
+use crate::platform::Platform;
 
 /// Repository part of the toolbox's tag.
 const REPOSITORY: &str = "wander/toolbox";
@@ -39,13 +41,33 @@ const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 /// Label on the image, so that it can be found and removed with the others this tool made.
 const ROLE_LABEL: (&str, &str) = ("dev.wander.role", "toolbox");
 
-/// Makes sure the toolbox image exists, building it from the host's static busybox when it is
-/// missing. Build output lines go to `on_progress`.
+/// The toolbox where the host has no busybox for the engine's processor (macOS; an arm64
+/// engine beside an x86_64 host): Docker's official busybox, built for both, from the registry.
+pub(crate) const REGISTRY_TOOLBOX: &str = "docker.io/library/busybox:1.36.1-musl";
+
+/// Makes sure a toolbox image for the engine's platform exists: built from the host's static
+/// busybox when it runs on that processor, else [`REGISTRY_TOOLBOX`]. Build and pull output
+/// lines go to `on_progress`.
 pub(crate) async fn ensure_toolbox(
     docker: &Docker,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
-    let path = find_static_busybox()?;
+    let platform = Platform::of(docker).await?;
+    ensure_toolbox_for(docker, platform, on_progress).await
+}
+
+/// [`ensure_toolbox`] for an engine of `platform`.
+async fn ensure_toolbox_for(
+    docker: &Docker,
+    platform: Platform,
+    on_progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Image> {
+    let path = match find_static_busybox(platform) {
+        Ok(path) => path,
+        Err(no_host_busybox) => {
+            return from_registry(docker, platform, no_host_busybox, on_progress).await;
+        }
+    };
     let busybox =
         std::fs::read(&path).with_context(|| format!("reading busybox from {}", path.display()))?;
     let reference = format!("{REPOSITORY}:{}", recipe_hash(&busybox));
@@ -57,75 +79,71 @@ pub(crate) async fn ensure_toolbox(
     }
     let context = build_context(&busybox).context("packing the toolbox build context")?;
     let labels = HashMap::from([(ROLE_LABEL.0.to_owned(), ROLE_LABEL.1.to_owned())]);
-    build(docker, context, &reference, &labels, on_progress).await?;
+    build(docker, context, &reference, &labels, None, on_progress).await?;
     Ok(Image {
         reference,
         built: true,
     })
 }
 
-/// The first busybox candidate that exists and is statically linked, or an error that says how
-/// to get one.
-fn find_static_busybox() -> anyhow::Result<PathBuf> {
-    let mut seen_dynamic = None;
+/// [`REGISTRY_TOOLBOX`] for `platform`: found, or pulled; else an error that says why the host
+/// could not serve and what a registry-less engine of another processor cannot have.
+async fn from_registry(
+    docker: &Docker,
+    platform: Platform,
+    no_host_busybox: anyhow::Error,
+    on_progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Image> {
+    if let Ok(image) = docker.inspect_image(REGISTRY_TOOLBOX).await
+        && image.architecture.as_deref() == Some(platform.arch())
+    {
+        return Ok(Image {
+            reference: REGISTRY_TOOLBOX.to_owned(),
+            built: false,
+        });
+    }
+    on_progress(&format!(
+        "{no_host_busybox:#}: pulling {REGISTRY_TOOLBOX} for {platform} instead"
+    ));
+    match super::pull(docker, REGISTRY_TOOLBOX, Some(platform), on_progress).await {
+        Ok(()) => Ok(Image {
+            reference: REGISTRY_TOOLBOX.to_owned(),
+            built: true,
+        }),
+        Err(pull_error) => bail!(
+            "the engine runs {platform}, and the toolbox (the shell for volume set-up and debugging) cannot come from this host: {no_host_busybox:#}; nor could {REGISTRY_TOOLBOX} be pulled ({pull_error:#}). Make a registry reachable once, or `docker pull --platform {platform} {REGISTRY_TOOLBOX}` where one is and `docker save`/`docker load` it here"
+        ),
+    }
+}
+
+/// The first busybox candidate that exists, is statically linked and runs on `platform`'s
+/// processor, or an error that says what was found.
+fn find_static_busybox(platform: Platform) -> anyhow::Result<PathBuf> {
+    let mut unusable = None;
     for candidate in BUSYBOX_CANDIDATES.iter().map(Path::new) {
         let Ok(bytes) = std::fs::read(candidate) else {
             continue;
         };
-        match is_static_elf(&bytes) {
-            Ok(true) => return Ok(candidate.to_path_buf()),
-            Ok(false) | Err(_) => seen_dynamic = Some(candidate),
+        match (elf::is_static(&bytes), elf::machine(&bytes)) {
+            (Ok(true), Some(machine)) if machine == platform.elf_machine() => {
+                return Ok(candidate.to_path_buf());
+            }
+            (Ok(true), _) => {
+                unusable = Some((candidate, format!("is not built for {platform}")));
+            }
+            _ => {
+                let why = "is not a statically linked busybox, which an image without a libc needs; install the static one: `sudo apt-get install busybox-static` (or run `cargo xtask setup`)";
+                unusable = Some((candidate, why.to_owned()));
+            }
         }
     }
-    match seen_dynamic {
-        Some(path) => bail!(
-            "{} is not a statically linked busybox, which an image without a libc needs; install the static one: `sudo apt-get install busybox-static` (or run `cargo xtask setup`)",
-            path.display()
-        ),
+    match unusable {
+        Some((path, why)) => bail!("{} {why}", path.display()),
         None => bail!(
             "no busybox found for the toolbox image (looked in {}); install it: `sudo apt-get install busybox-static` (or run `cargo xtask setup`)",
             BUSYBOX_CANDIDATES.join(", ")
         ),
     }
-}
-
-/// Whether `bytes` are an ELF executable that needs no dynamic loader (no `PT_INTERP` program
-/// header). Only 64-bit little-endian ELF is understood, which covers the hosts we build on.
-fn is_static_elf(bytes: &[u8]) -> Result<bool, String> {
-    const PT_INTERP: u32 = 3;
-    if bytes.get(..4) != Some(b"\x7fELF".as_slice()) {
-        return Err("not an ELF file".into());
-    }
-    if bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
-        return Err("not a 64-bit little-endian ELF file".into());
-    }
-    let u16_at = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .ok_or("truncated ELF header")
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or("truncated ELF header")
-    };
-    let table = usize::try_from(u64_at(0x20)?).map_err(|_| "program header offset too large")?;
-    let entry_size = usize::from(u16_at(0x36)?);
-    let count = usize::from(u16_at(0x38)?);
-    for index in 0..count {
-        let at = table + index * entry_size;
-        let kind = bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or("truncated program header table")?;
-        if kind == PT_INTERP {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Hex digest (first 16 characters) of everything that goes into the image.
@@ -257,72 +275,6 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
 
-    /// A minimal 64-bit little-endian ELF header with program headers of the given types.
-    fn elf_with_program_headers(types: &[u32]) -> Vec<u8> {
-        let mut bytes = vec![0_u8; 64 + 56 * types.len()];
-        bytes[..4].copy_from_slice(b"\x7fELF");
-        bytes[4] = 2;
-        bytes[5] = 1;
-        bytes[0x20..0x28].copy_from_slice(&64_u64.to_le_bytes());
-        bytes[0x36..0x38].copy_from_slice(&56_u16.to_le_bytes());
-        bytes[0x38..0x3a].copy_from_slice(&(types.len() as u16).to_le_bytes());
-        for (index, kind) in types.iter().enumerate() {
-            let at = 64 + 56 * index;
-            bytes[at..at + 4].copy_from_slice(&kind.to_le_bytes());
-        }
-        bytes
-    }
-
-    #[test]
-    fn elf_files_are_told_static_or_dynamic_by_their_interpreter_header() {
-        let cases: &[(&str, Vec<u8>, Result<bool, ()>)] = &[
-            (
-                "load segments only",
-                elf_with_program_headers(&[1, 1]),
-                Ok(true),
-            ),
-            (
-                "no program headers",
-                elf_with_program_headers(&[]),
-                Ok(true),
-            ),
-            (
-                "with PT_INTERP",
-                elf_with_program_headers(&[6, 3, 1]),
-                Ok(false),
-            ),
-            ("a shell script", b"#!/bin/sh\necho hi\n".to_vec(), Err(())),
-            ("empty", Vec::new(), Err(())),
-            (
-                "header cut short",
-                elf_with_program_headers(&[1])[..40].to_vec(),
-                Err(()),
-            ),
-            (
-                "program table cut short",
-                elf_with_program_headers(&[1, 3])[..100].to_vec(),
-                Err(()),
-            ),
-        ];
-        for (name, bytes, expected) in cases {
-            assert_eq!(&is_static_elf(bytes).map_err(|_| ()), expected, "{name}");
-        }
-    }
-
-    #[test]
-    fn a_32_bit_elf_is_refused_rather_than_misread() {
-        let mut bytes = elf_with_program_headers(&[1]);
-        bytes[4] = 1;
-        assert!(is_static_elf(&bytes).is_err());
-    }
-
-    #[test]
-    fn the_hosts_own_programs_are_classified() {
-        // The test binary itself is dynamically linked on the glibc hosts we run on.
-        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert_eq!(is_static_elf(&me), Ok(false));
-    }
-
     #[test]
     fn the_tag_follows_the_busybox_binary() {
         let a = recipe_hash(b"busybox one");
@@ -330,6 +282,49 @@ mod tests {
         assert_ne!(a, recipe_hash(b"busybox two"));
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[tokio::test]
+    async fn an_engine_of_another_processor_gets_the_registry_toolbox_or_an_error_saying_why() {
+        let docker = crate::docker::connect().await.unwrap();
+        let engine = Platform::of(&docker).await.unwrap();
+        assert!(
+            find_static_busybox(engine).is_ok(),
+            "setup.sh installs busybox-static"
+        );
+        let other = Platform::ALL.into_iter().find(|p| *p != engine).unwrap();
+        let host_error = find_static_busybox(other).unwrap_err().to_string();
+        assert!(
+            host_error.ends_with(&format!("is not built for {other}")),
+            "{host_error}"
+        );
+        match ensure_toolbox_for(&docker, other, &|_| {}).await {
+            // Where a registry answers: the official image, for that platform.
+            Ok(image) => {
+                assert_eq!(image.reference, REGISTRY_TOOLBOX);
+                let inspect = docker.inspect_image(REGISTRY_TOOLBOX).await.unwrap();
+                assert_eq!(inspect.architecture.as_deref(), Some(other.arch()));
+            }
+            // Here, where none does: what went wrong on both ways, and what to do.
+            Err(err) => {
+                let message = format!("{err:#}");
+                assert!(
+                    message.starts_with(&format!("the engine runs {other}")),
+                    "{message}"
+                );
+                assert!(message.contains(&host_error), "{message}");
+                assert!(
+                    message.contains(&format!("nor could {REGISTRY_TOOLBOX} be pulled (")),
+                    "{message}"
+                );
+                assert!(
+                    message.contains(&format!(
+                        "docker pull --platform {other} {REGISTRY_TOOLBOX}"
+                    )),
+                    "{message}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,46 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The Docker context every xtask run of these tests goes through: `wander-e2e`, whose endpoint
+/// is a second path (a symlink) to the local engine's socket, in a Docker configuration folder
+/// of this test process. The runs reach the engine the way Docker Desktop, Colima or OrbStack
+/// users' do, and a developer's own `~/.docker` cannot send them elsewhere.
+pub const CONTEXT: &str = "wander-e2e";
+
+/// The configuration folder holding [`CONTEXT`] (made once per process), and the socket path
+/// its endpoint names.
+pub fn docker_config() -> &'static (PathBuf, PathBuf) {
+    static CONFIG: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("wander-e2e-docker-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let socket = dir.join("engine.sock");
+        std::os::unix::fs::symlink("/var/run/docker.sock", &socket).unwrap();
+        // As `docker context create` writes it: contexts/meta/<sha256 of the name>/meta.json
+        // (checked against the real CLI by the xtask's endpoint tests).
+        let hash = <sha2::Sha256 as sha2::Digest>::digest(CONTEXT.as_bytes()).iter().fold(
+            String::new(),
+            |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            },
+        );
+        let meta = dir.join("contexts/meta").join(hash);
+        std::fs::create_dir_all(&meta).unwrap();
+        let text = serde_json::json!({
+            "Name": CONTEXT,
+            "Metadata": {"Description": "the local engine through another path"},
+            "Endpoints": {"docker": {"Host": format!("unix://{}", socket.display()), "SkipTLSVerify": false}},
+        });
+        std::fs::write(meta.join("meta.json"), text.to_string()).unwrap();
+        (dir, socket)
+    })
+}
+
 /// One stack of the docker runtime, private to a test.
 pub struct TestStack {
     pub name: String,
@@ -117,6 +157,8 @@ impl TestStack {
             .env("CI", "true")
             .env("NO_COLOR", "1")
             .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", &docker_config().0)
+            .env("DOCKER_CONTEXT", CONTEXT)
             .stdin(Stdio::null());
         // The host ports of the real manifests' Services; a variant of its own publishes none,
         // and a port set for a Service it lacks would be refused.

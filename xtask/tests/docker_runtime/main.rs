@@ -337,6 +337,53 @@ fn dev_says_how_to_start_docker_when_the_daemon_does_not_answer() {
     assert_eq!(run.code, Some(1), "{run:#?}");
 }
 
+#[test]
+fn the_engine_is_found_through_the_docker_context_and_a_broken_one_is_named() {
+    let mut stack = TestStack::new("context");
+    let run = stack.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let socket = &helpers::docker_config().1;
+    // The engine is local: it runs this machine's processor.
+    let platform = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    assert_eq!(
+        report["engine"],
+        serde_json::json!({
+            "endpoint": format!("unix://{}", socket.display()),
+            "rule": "DOCKER_CONTEXT",
+            "context": helpers::CONTEXT,
+            "platform": platform,
+            "apps_platform": platform,
+        }),
+        "{run:#?}"
+    );
+    let docker = &report["checks"][1];
+    assert_eq!(docker["name"], "docker", "{run:#?}");
+    assert_eq!(docker["status"], "ok", "{run:#?}");
+    assert!(
+        docker["detail"].as_str().unwrap().ends_with(&format!(
+            "from the Docker context {} (DOCKER_CONTEXT)",
+            helpers::CONTEXT
+        )),
+        "{run:#?}"
+    );
+
+    // A context that does not exist stops every command that needs the engine, by name.
+    stack
+        .extra_env
+        .push(("DOCKER_CONTEXT".into(), "no-such-context".into()));
+    let run = stack.run(&["dev", "--no-open"]);
+    run.assert_fails_with("DOCKER_CONTEXT=no-such-context");
+    assert!(run.stderr.contains("docker context ls"), "{run:#?}");
+    let run = stack.run(&["doctor", "--json"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["engine"], serde_json::Value::Null, "{run:#?}");
+    assert_eq!(report["checks"][1]["status"], "fail", "{run:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_names_the_process_holding_a_host_port() {
     let stack = TestStack::new("porttaken");

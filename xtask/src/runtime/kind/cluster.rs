@@ -54,7 +54,12 @@ impl<'a> KindCli<'a> {
             if which::which("kind").is_err() {
                 bail!("{}", kind_missing());
             }
-            Cmd::new("kind").args(args).output(ctx)
+            // kind runs the docker CLI: handed our engine, it cannot pick another.
+            let engine = crate::docker::endpoint::resolve()?;
+            Cmd::new("kind")
+                .args(args)
+                .env("DOCKER_HOST", &engine.host)
+                .output(ctx)
         })
     }
 

@@ -148,10 +148,12 @@ pub(crate) async fn load_images(
         }
     }
     // Asked only when something is sent: a warm `dev` runs no command it does not need.
+    // The nodes run the engine's platform, which the apps were built for (`kind::up` refuses
+    // another).
     let platform = if transfers.is_empty() {
         String::new()
     } else {
-        engine_platform(docker).await?
+        crate::platform::Platform::of(docker).await?.to_string()
     };
     let mut snapshotters: std::collections::BTreeMap<&String, String> =
         std::collections::BTreeMap::new();
@@ -251,18 +253,6 @@ pub(crate) fn ctr_listed_digest(table: &str, reference: &str) -> Option<String> 
         let fields: Vec<&str> = line.split_whitespace().collect();
         (fields.len() >= 3 && fields[0] == reference).then(|| fields[2].to_owned())
     })
-}
-
-/// The engine's platform, `linux/amd64` or `linux/arm64`: the kind nodes it runs have it.
-async fn engine_platform(docker: &Docker) -> anyhow::Result<String> {
-    let version = docker
-        .version()
-        .await
-        .context("asking the Docker engine for its platform")?;
-    match (version.os, version.arch) {
-        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(format!("{os}/{arch}")),
-        _ => bail!("the Docker engine did not say which platform it runs"),
-    }
 }
 
 /// The snapshotter the kubelet's containerd uses in `node`.
@@ -864,7 +854,7 @@ sed "s/SNAPSHOTTER/$(cat /fake-ctr/snapshotter)/" /fake-ctr/config.toml
                 tar.into_inner().unwrap()
             };
             let labels = HashMap::from([(testing::TEST_LABEL.to_owned(), test.to_owned())]);
-            crate::images::build::build(&docker, context, &images[0], &labels, &|_| {})
+            crate::images::build::build(&docker, context, &images[0], &labels, None, &|_| {})
                 .await
                 .unwrap();
             let tag = TagImageOptionsBuilder::new()

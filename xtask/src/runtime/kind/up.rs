@@ -52,6 +52,14 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         dev::require_prerequisites(ctx, &step, &options).await?;
         let secrets = session::secrets(ctx, SecretsMode::Generate)?;
         let docker = crate::docker::connect().await?;
+        if let Some(apps) = ctx.config().platform {
+            let engine = crate::platform::Platform::of(&docker).await?;
+            if apps != engine {
+                anyhow::bail!(
+                    "WANDER_PLATFORM={apps}, but kind's nodes run the engine's platform, {engine}, and cannot run images of another: unset WANDER_PLATFORM for kind"
+                );
+            }
+        }
         anyhow::Ok((stack, secrets, docker, ports))
     }
     .await;
