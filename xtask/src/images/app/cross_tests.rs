@@ -114,7 +114,7 @@ async fn get_when_up(url: &str, server: &mut Running) -> (u16, String) {
 async fn images_for_the_other_architecture_hold_static_binaries_that_serve_under_emulation() {
     let (platform, qemu) = foreign();
     let docker = crate::docker::connect().await.unwrap();
-    let ctx = crate::Context::for_tests();
+    let ctx = crate::context::Context::for_tests();
     let dir = tempfile::tempdir().unwrap();
     let mut binaries = HashMap::new();
     let mut references = Vec::new();
@@ -188,8 +188,19 @@ async fn images_for_the_other_architecture_hold_static_binaries_that_serve_under
             ("CACHE_TIMEOUT_MS", "5000".to_owned()),
         ],
     );
+    // As `dev` does: a ready API connects to Redis in the background, so `degraded` (Redis not
+    // connected yet) is waited out for a while; emulation makes that while longer.
     let health_url = format!("http://127.0.0.1:{api_port}/health");
-    let (status, body) = get_when_up(&health_url, &mut api).await;
+    let settle = Instant::now() + Duration::from_secs(60);
+    let (status, body) = loop {
+        let (status, body) = get_when_up(&health_url, &mut api).await;
+        let ok = serde_json::from_str::<serde_json::Value>(&body)
+            .is_ok_and(|health| health["status"] == "ok");
+        if ok || Instant::now() >= settle {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
