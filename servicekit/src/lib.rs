@@ -6,10 +6,13 @@
 //! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C future that starts a graceful shutdown.
 //! - [`http`]: the request-id header and the request-logging layer.
+//! - [`lifecycle`]: the whole of a service's `main`, from its configuration to its exit code.
 
 pub mod config;
 pub mod http;
+pub mod lifecycle;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use lifecycle::run;
 pub use shutdown::shutdown_signal;

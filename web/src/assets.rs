@@ -6,13 +6,7 @@
 
 use std::sync::LazyLock;
 
-use axum::{
-    extract::Path,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
-
-use crate::error::PageError;
+use axum::http::HeaderValue;
 
 /// `Cache-Control` of a hashed asset: its URL changes whenever its content does.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -53,6 +47,11 @@ impl Assets {
     fn iter(&self) -> impl Iterator<Item = &Asset> {
         [&self.css, &self.js, &self.icon].into_iter()
     }
+
+    /// The asset served under the file name `file` (hash included), if there is one.
+    pub fn named(&self, file: &str) -> Option<&Asset> {
+        self.iter().find(|asset| asset.file_name() == file)
+    }
 }
 
 /// The assets, hashed once on first use.
@@ -76,24 +75,6 @@ pub static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
         include_bytes!("../static/icon.svg"),
     ),
 });
-
-/// `GET /static/{file}`: an asset by its hashed name; anything else is a 404 page.
-pub async fn serve(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|asset| asset.file_name() == file) {
-        Some(asset) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(asset.content_type),
-                ),
-                (header::CACHE_CONTROL, IMMUTABLE),
-            ],
-            asset.body,
-        )
-            .into_response(),
-        None => PageError::NotFound.into_response(),
-    }
-}
 
 /// FNV-1a, 64 bits: stable across builds and platforms, which is all a cache-busting name needs
 /// (it is not a security boundary).

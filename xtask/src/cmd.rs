@@ -1,6 +1,7 @@
 //! The one way the xtask runs other programs: arguments kept separate (never through a shell),
 //! the command echoed in verbose mode, and a message saying what was attempted when it fails.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::process::{Child, ExitStatus, Output, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use crate::Context;
 use crate::interrupt::Interrupt;
+use crate::ui::Ui;
 
 /// A program to run with its arguments, environment and working directory.
 #[derive(Debug, Clone)]
@@ -125,8 +126,8 @@ impl Cmd {
     }
 
     /// Runs the command with the terminal attached; an error unless it exits with 0.
-    pub(crate) fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        self.echo(ctx);
+    pub(crate) fn run(&self, ui: &Ui) -> anyhow::Result<()> {
+        self.echo(ui);
         let status = self
             .std()
             .status()
@@ -139,8 +140,8 @@ impl Cmd {
 
     /// Runs the command with its output captured; a non-zero exit is not an error here, only a
     /// failure to start is.
-    pub(crate) fn output(&self, ctx: &Context) -> anyhow::Result<Output> {
-        self.echo(ctx);
+    pub(crate) fn output(&self, ui: &Ui) -> anyhow::Result<Output> {
+        self.echo(ui);
         self.std()
             .stdin(Stdio::null())
             .output()
@@ -151,10 +152,10 @@ impl Cmd {
     /// `None` returned, so a long measurement does not hold up the clean-up after it.
     pub(crate) async fn output_interruptible(
         &self,
-        ctx: &Context,
+        ui: &Ui,
         interrupt: &mut Interrupt,
     ) -> anyhow::Result<Option<Output>> {
-        self.echo(ctx);
+        self.echo(ui);
         let child = tokio::process::Command::from(self.std())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -177,11 +178,11 @@ impl Cmd {
     /// with everything it started ([`kill_group`]).
     pub(crate) fn spawn(
         &self,
-        ctx: &Context,
+        ui: &Ui,
         stdout: impl Into<Stdio>,
         stderr: impl Into<Stdio>,
     ) -> anyhow::Result<Child> {
-        self.echo(ctx);
+        self.echo(ui);
         let mut command = self.std();
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
@@ -195,8 +196,8 @@ impl Cmd {
     /// Starts the command with stdout and stderr piped to the caller, as a child that is killed
     /// with every process it started when dropped: abandoning the caller (Ctrl-C, or a SIGTERM
     /// sent to the xtask alone) leaves no compiler or download behind.
-    pub(crate) fn spawn_piped(&self, ctx: &Context) -> anyhow::Result<GroupChild> {
-        self.echo(ctx);
+    pub(crate) fn spawn_piped(&self, ui: &Ui) -> anyhow::Result<GroupChild> {
+        self.echo(ui);
         let mut command = self.std();
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         tokio::process::Command::from(command)
@@ -215,11 +216,11 @@ impl Cmd {
     /// is still running after `grace` is killed.
     pub(crate) async fn run_interruptible(
         &self,
-        ctx: &Context,
+        ui: &Ui,
         interrupt: &mut Interrupt,
         grace: std::time::Duration,
     ) -> anyhow::Result<Finished> {
-        self.echo(ctx);
+        self.echo(ui);
         let mut child = tokio::process::Command::from(self.std())
             .spawn()
             .with_context(|| format!("could not start `{self}`"))?;
@@ -249,8 +250,8 @@ impl Cmd {
         ))
     }
 
-    fn echo(&self, ctx: &Context) {
-        if ctx.verbose() {
+    fn echo(&self, ui: &Ui) {
+        if ui.verbose() {
             eprintln!("$ {self}");
         }
     }
@@ -292,6 +293,49 @@ impl fmt::Display for Cmd {
     }
 }
 
+/// A program's output relayed line by line as it comes: each line goes on to a progress
+/// callback, and the last few are kept for the error should the program fail.
+pub(crate) struct Relay<'a> {
+    on_line: &'a (dyn Fn(&str) + Sync),
+    kept: VecDeque<String>,
+    keep: usize,
+}
+
+impl<'a> Relay<'a> {
+    /// Relays to `on_line`, keeping the last `keep` lines.
+    pub(crate) fn new(on_line: &'a (dyn Fn(&str) + Sync), keep: usize) -> Self {
+        Self {
+            on_line,
+            kept: VecDeque::with_capacity(keep),
+            keep,
+        }
+    }
+
+    /// Passes `line` on and keeps it, forgetting the oldest line kept beyond `keep`.
+    pub(crate) fn line(&mut self, line: String) {
+        (self.on_line)(&line);
+        if self.kept.len() == self.keep {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(line);
+    }
+
+    /// The lines kept, oldest first, one a line.
+    pub(crate) fn last_lines(&self) -> String {
+        let lines: Vec<&str> = self.kept.iter().map(String::as_str).collect();
+        lines.join("\n")
+    }
+}
+
+impl fmt::Debug for Relay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relay")
+            .field("kept", &self.kept)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,19 +352,19 @@ mod tests {
 
     #[test]
     fn a_failing_command_says_which_command_failed() {
-        let ctx = Context::for_tests();
-        let err = Cmd::new("false").run(&ctx).unwrap_err();
+        let ui = Ui::new(crate::ui::Verbosity::Normal);
+        let err = Cmd::new("false").run(&ui).unwrap_err();
         assert!(err.to_string().starts_with("`false` failed"), "{err}");
-        let err = Cmd::new("surely-no-such-program").run(&ctx).unwrap_err();
+        let err = Cmd::new("surely-no-such-program").run(&ui).unwrap_err();
         assert_eq!(err.to_string(), "could not start `surely-no-such-program`");
     }
 
     #[test]
     fn output_is_captured_with_the_environment_and_directory_given() {
-        let ctx = Context::for_tests();
+        let ui = Ui::new(crate::ui::Verbosity::Normal);
         let output = Cmd::new("env")
             .env("XTASK_TEST_VALUE", "hello")
-            .output(&ctx)
+            .output(&ui)
             .unwrap();
         assert!(output.status.success());
         let stdout = String::from_utf8(output.stdout).unwrap();
@@ -330,7 +374,7 @@ mod tests {
         );
 
         let dir = std::env::temp_dir().canonicalize().unwrap();
-        let output = Cmd::new("pwd").current_dir(&dir).output(&ctx).unwrap();
+        let output = Cmd::new("pwd").current_dir(&dir).output(&ui).unwrap();
         assert_eq!(
             String::from_utf8(output.stdout).unwrap().trim_end(),
             dir.to_str().unwrap()
@@ -339,11 +383,11 @@ mod tests {
 
     #[test]
     fn a_cleared_environment_holds_only_what_was_set() {
-        let ctx = Context::for_tests();
+        let ui = Ui::new(crate::ui::Verbosity::Normal);
         let output = Cmd::new("/usr/bin/env")
             .env_clear()
             .env("XTASK_ONLY", "this")
-            .output(&ctx)
+            .output(&ui)
             .unwrap();
         assert_eq!(
             String::from_utf8(output.stdout).unwrap(),
@@ -353,12 +397,12 @@ mod tests {
 
     #[test]
     fn a_spawned_command_writes_where_it_was_told() {
-        let ctx = Context::for_tests();
+        let ui = Ui::new(crate::ui::Verbosity::Normal);
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
         let mut child = Cmd::new("sh")
             .args(["-c", "echo out; echo err >&2"])
-            .spawn(&ctx, log.try_clone().unwrap(), log)
+            .spawn(&ui, log.try_clone().unwrap(), log)
             .unwrap();
         assert!(child.wait().unwrap().success());
         let written = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
@@ -366,8 +410,21 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_passes_every_line_on_and_keeps_the_last_ones() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let on_line = |line: &str| seen.lock().unwrap().push(line.to_owned());
+        let mut relay = Relay::new(&on_line, 2);
+        assert_eq!(relay.last_lines(), "");
+        for line in ["one", "two", "three"] {
+            relay.line(line.to_owned());
+        }
+        assert_eq!(relay.last_lines(), "two\nthree");
+        assert_eq!(*seen.lock().unwrap(), ["one", "two", "three"]);
+    }
+
+    #[test]
     fn captured_output_is_returned_and_abandoned_on_ctrl_c() {
-        let ctx = Context::for_tests();
+        let ui = Ui::new(crate::ui::Verbosity::Normal);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let _entered = runtime.enter();
         let mut interrupt = Interrupt::listen().unwrap();
@@ -376,7 +433,7 @@ mod tests {
             .block_on(
                 Cmd::new("echo")
                     .arg("hello")
-                    .output_interruptible(&ctx, &mut interrupt),
+                    .output_interruptible(&ui, &mut interrupt),
             )
             .unwrap()
             .unwrap();
@@ -395,7 +452,7 @@ mod tests {
             });
             Cmd::new("sleep")
                 .arg("30")
-                .output_interruptible(&ctx, &mut interrupt)
+                .output_interruptible(&ui, &mut interrupt)
                 .await
         });
         assert!(output.unwrap().is_none());

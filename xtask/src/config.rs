@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::runtime::docker::plan::LogLimits;
 use crate::stack::Stack;
 
 /// `WANDER_STACK`: the stack's name.
@@ -48,13 +47,31 @@ pub(crate) const VARIABLES: [&str; 9] = [
     "WANDER_<SERVICE>_IMAGE",
 ];
 
-/// The stack's name when `WANDER_STACK` is not set: the product's (DESIGN.md, "Layout").
+/// The stack's name when `WANDER_STACK` is not set: the product's (docs/design.md, "Named after
+/// the product, renamable per stack").
 pub(crate) const DEFAULT_STACK: &str = "wander";
 /// The Debian mirror when `WANDER_DEBIAN_MIRROR` is not set.
 pub(crate) const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// The longest image reference accepted: Docker's own limit on a name is 255 characters, plus
 /// a tag or digest.
 const MAX_IMAGE_LEN: usize = 512;
+
+/// Log rotation, as the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct LogLimits {
+    pub(crate) max_size_bytes: u64,
+    pub(crate) max_files: u32,
+}
+
+impl Default for LogLimits {
+    /// The kubelet's defaults: 10 MiB, 5 files.
+    fn default() -> Self {
+        Self {
+            max_size_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
 
 /// Everything the environment configures, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,7 +370,7 @@ mod tests {
     use super::*;
 
     fn root() -> PathBuf {
-        crate::Context::for_tests().root().to_path_buf()
+        crate::context::Context::for_tests().root().to_path_buf()
     }
 
     fn read(vars: &[(&str, &str)]) -> anyhow::Result<Config> {

@@ -5,12 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use crate::Context;
-use crate::runtime::RuntimeKind;
-use crate::runtime::docker::exec::{self, ExecIo};
-use crate::runtime::docker::session::{DATABASE_WORKLOAD, SecretsMode, Session, psql};
-use crate::runtime::kind::exec as kind_exec;
-use crate::runtime::kind::session::KindSession;
+use crate::context::Context;
+use crate::runtime::exec_io::{ExecIo, exit_code};
 
 /// Options of `cargo xtask db-shell`.
 #[derive(Debug, clap::Args)]
@@ -51,21 +47,6 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             },
         ),
     };
-    let code = match ctx.runtime() {
-        RuntimeKind::Docker => {
-            let session = Session::open(ctx, SecretsMode::Existing).await?;
-            let database = session.database().await?;
-            let command = database.psql(&extra);
-            exec::run(session.runtime.docker(), &database.container, &command, &io).await?
-        }
-        RuntimeKind::Kind => {
-            let session = KindSession::open(ctx).await?;
-            let login = session.database()?;
-            let namespace = session.namespace();
-            let pod = kind_exec::ready_pod(&session.client, namespace, DATABASE_WORKLOAD).await?;
-            let command = psql(&login.user, &login.database, &extra);
-            kind_exec::run(&session.client, namespace, &pod, None, &command, &io).await?
-        }
-    };
-    Ok(crate::shell::exit_code(code))
+    let code = ctx.runtime().db_shell(ctx, &extra, &io).await?;
+    Ok(exit_code(code))
 }

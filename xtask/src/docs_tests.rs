@@ -1,13 +1,14 @@
 //! The documentation agrees with the program: every subcommand and environment variable is in
-//! the README, every Makefile alias runs a command line that `cargo xtask` accepts, and every
-//! message TROUBLESHOOTING quotes is one the code prints.
+//! the README, every Makefile alias runs a command line that `cargo xtask` accepts, every
+//! message TROUBLESHOOTING quotes is one the code prints, every test the design's docker runtime
+//! table names exists, and every section of the design that the code cites is there.
 
 use clap::{CommandFactory as _, Parser as _};
 
 use crate::Cli;
 
 fn read(file: &str) -> String {
-    let path = crate::Context::for_tests().root().join(file);
+    let path = crate::context::Context::for_tests().root().join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
@@ -158,7 +159,7 @@ fn sources(dir: &std::path::Path, out: &mut String) {
 
 #[test]
 fn every_message_troubleshooting_quotes_is_printed_by_the_code() {
-    let root = crate::Context::for_tests().root().to_owned();
+    let root = crate::context::Context::for_tests().root().to_owned();
     let mut code = String::new();
     for dir in ["xtask/src", "api/src", "web/src", "servicekit/src"] {
         sources(&root.join(dir), &mut code);
@@ -196,7 +197,7 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// Every `.rs` file of the workspace's crates, with its path from the repository root.
 fn workspace_sources() -> Vec<(String, String)> {
-    let root = crate::Context::for_tests().root().to_owned();
+    let root = crate::context::Context::for_tests().root().to_owned();
     let mut files = Vec::new();
     for krate in ["api", "contract", "servicekit", "testkit", "web", "xtask"] {
         for dir in ["src", "tests", "benches"] {
@@ -335,23 +336,44 @@ fn tests_named_in_table(doc: &str) -> Vec<String> {
         .collect()
 }
 
+/// The design document, which holds the docker runtime's table.
+const DESIGN: &str = "docs/design.md";
+/// The section of [`DESIGN`] with the docker runtime's table.
+const DOCKER_RUNTIME_SECTION: &str = "The docker runtime, field by field";
+
+/// The body of the `## ` section titled `title` of a Markdown document (its `###` subsections
+/// included), up to the next `## ` heading; `None` when there is no such section.
+fn section<'a>(markdown: &'a str, title: &str) -> Option<&'a str> {
+    let heading = format!("## {title}\n");
+    let start = if markdown.starts_with(&heading) {
+        heading.len()
+    } else {
+        markdown.find(&format!("\n{heading}"))? + 1 + heading.len()
+    };
+    let body = &markdown[start..];
+    Some(body.find("\n## ").map_or(body, |end| &body[..=end]))
+}
+
 #[test]
 fn every_test_the_docker_runtime_table_names_exists() {
-    let root = crate::Context::for_tests().root().to_owned();
+    let root = crate::context::Context::for_tests().root().to_owned();
     let mut files = Vec::new();
     rust_files(&root.join("xtask"), &mut files);
     let code: String = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect();
-    let named = tests_named_in_table(&read("docs/docker-runtime.md"));
+    let design = read(DESIGN);
+    let table = section(&design, DOCKER_RUNTIME_SECTION)
+        .unwrap_or_else(|| panic!("{DESIGN} has no section \"## {DOCKER_RUNTIME_SECTION}\""));
+    let named = tests_named_in_table(table);
     assert!(named.len() >= 15, "{named:?}");
     for name in named {
         // A test function, or a test module (`supported::tests`).
         let found = code.contains(&format!("fn {name}(")) || name == "tests";
         assert!(
             found,
-            "docs/docker-runtime.md names the test {name}, which does not exist"
+            "{DESIGN}, \"{DOCKER_RUNTIME_SECTION}\", names the test {name}, which does not exist"
         );
     }
 }
@@ -360,4 +382,108 @@ fn every_test_the_docker_runtime_table_names_exists() {
 fn the_tests_column_is_read_from_each_row() {
     let doc = "| a | b |\n|---|---|\n| `x` | `one_test`, `mod::tests` |\n";
     assert_eq!(tests_named_in_table(doc), ["one_test", "tests"]);
+}
+
+#[test]
+fn a_section_runs_to_the_next_section_of_its_level() {
+    let doc = "# T\n## A\na\n### A1\na1\n## B\nb\n## Bee\n";
+    assert_eq!(section(doc, "A"), Some("a\n### A1\na1\n"));
+    assert_eq!(section(doc, "B"), Some("b\n"));
+    assert_eq!(section(doc, "Bee"), Some(""));
+    assert_eq!(section(doc, "A1"), None);
+    assert_eq!(section("## A\nfirst\n", "A"), Some("first\n"));
+}
+
+/// The headings of a Markdown document (`## ` and deeper), without their `#`s.
+fn headings(markdown: &str) -> Vec<&str> {
+    markdown
+        .lines()
+        .filter_map(|line| line.strip_prefix("##"))
+        .map(|rest| rest.trim_start_matches('#').trim())
+        .collect()
+}
+
+/// The section titles `text` cites: the path of the design document, a comma, a space and the
+/// title in double quotes. A citation may run over several comment lines (`//!`, `///`, `//`,
+/// `#`), whose markers and line breaks read as one space.
+fn design_citations(text: &str) -> Vec<String> {
+    const CITATION: &str = "docs/design.md, \"";
+    let mut titles = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(CITATION) {
+        rest = &rest[at + CITATION.len()..];
+        let Some(end) = rest.find('"') else { break };
+        let title: Vec<&str> = rest[..end]
+            .lines()
+            .map(|line| {
+                let line = line.trim();
+                ["//!", "///", "//", "#"]
+                    .iter()
+                    .find_map(|marker| line.strip_prefix(marker))
+                    .unwrap_or(line)
+                    .trim()
+            })
+            .filter(|part| !part.is_empty())
+            .collect();
+        titles.push(title.join(" "));
+        rest = &rest[end..];
+    }
+    titles
+}
+
+#[test]
+fn every_design_section_the_code_cites_exists() {
+    let design = read(DESIGN);
+    let titles = headings(&design);
+    assert!(titles.contains(&DOCKER_RUNTIME_SECTION), "{titles:?}");
+    let root = crate::context::Context::for_tests().root().to_owned();
+    let mut cited: Vec<(String, String)> = workspace_sources()
+        .into_iter()
+        .flat_map(|(path, text)| {
+            design_citations(&text)
+                .into_iter()
+                .map(move |title| (path.clone(), title))
+        })
+        .collect();
+    for entry in std::fs::read_dir(root.join("manifests")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let shown = path.strip_prefix(&root).unwrap().display().to_string();
+            cited.extend(
+                design_citations(&text)
+                    .into_iter()
+                    .map(|t| (shown.clone(), t)),
+            );
+        }
+    }
+    let missing: Vec<String> = cited
+        .iter()
+        .filter(|(_, title)| !titles.contains(&title.as_str()))
+        .map(|(path, title)| format!("{path}: \"{title}\""))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "sections cited but not in {DESIGN}:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn a_citation_may_run_over_comment_lines() {
+    let text = "//! Secrets (docs/design.md, \"Secrets generated\n//! into .wander/\").\n\
+                # see docs/design.md, \"Reachable on\n# 127.0.0.1 only\"\n\
+                /// docs/design.md, \"One\"";
+    assert_eq!(
+        design_citations(text),
+        [
+            "Secrets generated into .wander/",
+            "Reachable on 127.0.0.1 only",
+            "One"
+        ]
+    );
+    assert_eq!(
+        headings("# Top\n## A b\n### C, d\ntext ## no\n"),
+        ["A b", "C, d"]
+    );
 }

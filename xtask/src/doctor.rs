@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use console::style;
 use serde::Serialize;
 
-use crate::Context;
+use crate::context::Context;
 use crate::prereq::{self, Check, Options, Status};
 
 /// Options of `cargo xtask doctor`.

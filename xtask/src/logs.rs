@@ -3,13 +3,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-
-use crate::Context;
-use crate::runtime::RuntimeKind;
-use crate::runtime::docker::logs::{self, LogOptions, Since, Target};
-use crate::runtime::docker::session::{SecretsMode, Session};
-use crate::runtime::kind::session::KindSession;
+use crate::context::Context;
+use crate::runtime::logs_format::{self, LogOptions, Since};
 
 /// Options of `cargo xtask logs`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +17,7 @@ pub(crate) struct Args {
     pub(crate) follow: bool,
 
     /// Only lines newer than this: a duration (`30s`, `10m`, `2h`, `1d`) or an RFC 3339 time.
-    #[arg(long, value_parser = logs::parse_since)]
+    #[arg(long, value_parser = logs_format::parse_since)]
     pub(crate) since: Option<Since>,
 
     /// Only the last N lines of each service.
@@ -40,62 +35,13 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         prefix: args.service.is_none(),
         color: console::colors_enabled(),
     };
-    let mut out = std::io::stdout();
-    match ctx.runtime() {
-        RuntimeKind::Docker => docker(ctx, args.service.as_deref(), &options, &mut out).await?,
-        RuntimeKind::Kind => {
-            let session = KindSession::open(ctx).await?;
-            let services: Vec<String> = match &args.service {
-                Some(name) => vec![session.stack.named_workload(name)?.name.clone()],
-                None => session
-                    .stack
-                    .workloads
-                    .iter()
-                    .map(|w| w.name.clone())
-                    .collect(),
-            };
-            let namespace = session.namespace();
-            crate::runtime::kind::logs::stream(
-                &session.client,
-                namespace,
-                &services,
-                &options,
-                &mut out,
-            )
-            .await?;
-        }
-    }
+    ctx.runtime()
+        .logs(
+            ctx,
+            args.service.as_deref(),
+            &options,
+            &mut std::io::stdout(),
+        )
+        .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn docker(
-    ctx: &Context,
-    service: Option<&str>,
-    options: &LogOptions,
-    out: &mut std::io::Stdout,
-) -> anyhow::Result<()> {
-    let session = Session::open(ctx, SecretsMode::Existing).await?;
-    if let Some(name) = service {
-        session.workload(name)?;
-    }
-    let containers = session.runtime.containers().await?;
-    let targets: Vec<Target> = session
-        .stack
-        .workloads
-        .iter()
-        .filter(|w| service.is_none_or(|name| name == w.name))
-        .filter_map(|w| {
-            containers
-                .iter()
-                .find(|c| c.workload == w.name)
-                .map(|c| Target {
-                    service: w.name.clone(),
-                    container: c.name.clone(),
-                })
-        })
-        .collect();
-    if targets.is_empty() {
-        bail!("no containers to show logs of: start the stack with `cargo xtask dev`");
-    }
-    logs::stream(session.runtime.docker(), &targets, options, out).await
 }

@@ -111,9 +111,13 @@ impl Platform {
         Self::of_engine(version.os.as_deref(), version.arch.as_deref())
     }
 
-    /// The platform the apps are built for: `WANDER_PLATFORM`, else the engine's.
-    pub(crate) async fn for_apps(ctx: &crate::Context, docker: &Docker) -> anyhow::Result<Self> {
-        match ctx.config().platform {
+    /// The platform the apps are built for: `configured` (`WANDER_PLATFORM`), else the
+    /// engine's.
+    pub(crate) async fn for_apps(
+        configured: Option<Self>,
+        docker: &Docker,
+    ) -> anyhow::Result<Self> {
+        match configured {
             Some(platform) => Ok(platform),
             None => Self::of(docker).await,
         }

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Context;
 use crate::cmd::Cmd;
+use crate::context::Context;
 
 /// Who holds a port, as far as this user can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ fn lsof_port_holder(ctx: &Context, port: u16) -> Holder {
             "-F",
             "pcuL",
         ])
-        .output(ctx);
+        .output(ctx.ui());
     match output {
         // lsof exits with 1 both when it finds nothing and when it lists what it found but
         // could not read something else: what it printed decides.

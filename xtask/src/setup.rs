@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::Context;
 use crate::cmd::Cmd;
+use crate::context::Context;
 
 /// The script, relative to the repository root. It stays a script so that CI (`.ci/run`) can
 /// install the packages before anything is compiled.
@@ -13,11 +13,12 @@ const SCRIPT: &str = "scripts/setup.sh";
 /// script does.
 pub(crate) fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let script = ctx.root().join(SCRIPT);
-    eprintln!("[xtask] running {SCRIPT}");
+    ctx.ui().progress(format!("running {SCRIPT}"));
     Cmd::new("bash")
         .arg(&script)
         .current_dir(ctx.root())
-        .run(ctx)?;
-    eprintln!("[xtask] setup complete: run `cargo xtask test` next");
+        .run(ctx.ui())?;
+    ctx.ui()
+        .outcome("setup complete: run `cargo xtask test` next");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use anyhow::{Context as _, bail};
 use testkit::{PostgresServer, Seed, TestDatabase};
 
-use crate::Context;
 use crate::cmd::Cmd;
+use crate::context::Context;
 
 /// Options of `cargo xtask sqlx-prepare`.
 #[derive(Debug, clap::Args)]
@@ -35,14 +35,15 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let committed = committed_dir(ctx);
     if args.check {
         compare(&read_dir(&committed)?, &fresh)?;
-        eprintln!("[xtask] {} is up to date", committed.display());
+        ctx.ui()
+            .outcome(format!("{} is up to date", committed.display()));
     } else {
         write(&committed, &fresh)?;
-        eprintln!(
-            "[xtask] wrote {} query descriptions to {}",
+        ctx.ui().outcome(format!(
+            "wrote {} query descriptions to {}",
             fresh.len(),
             committed.display()
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -83,7 +84,7 @@ fn generate(
         .env("DATABASE_URL", &database.url)
         .env("SQLX_OFFLINE_DIR", out.path())
         .current_dir(ctx.root())
-        .run(ctx)
+        .run(ctx.ui())
         .context("describing the queries against PostgreSQL")?;
     read_dir(out.path())
 }

@@ -1,5 +1,5 @@
 //! The git-ignored state folder (`.wander/`): the passwords and the API token generated on the
-//! first `dev`, readable by this user only (DESIGN.md decision 6).
+//! first `dev`, readable by this user only (docs/design.md, "Secrets generated into .wander/").
 
 use std::fs;
 use std::io::Write as _;
@@ -66,7 +66,7 @@ pub(crate) struct StateDir {
 }
 
 impl StateDir {
-    /// The state in `dir` (see [`crate::Context::state`]); the folder need not exist, and nothing
+    /// The state in `dir` (see [`crate::context::Context::state`]); the folder need not exist, and nothing
     /// is created here.
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self { dir }

@@ -5,14 +5,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-use crate::Context;
-use crate::runtime::RuntimeKind;
-use crate::runtime::docker::session::{SecretsMode, Session};
-use crate::runtime::docker::{kubelet, readiness};
-use crate::runtime::kind::cluster::KindCli;
-use crate::runtime::kind::session::KindSession;
+use crate::context::Context;
+use crate::runtime::report::StatusReport;
 
 /// Options of `cargo xtask status`.
 #[derive(Debug, clap::Args)]
@@ -22,54 +16,10 @@ pub(crate) struct Args {
     pub(crate) json: bool,
 }
 
-/// One service's line.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(crate) struct ServiceStatus {
-    pub(crate) name: String,
-    /// `running`, `exited`, `restarting`, ..., or `absent` when it has no container.
-    pub(crate) state: String,
-    /// `healthy` (running, and passing its probe if it has one), `unhealthy` (failing its probe,
-    /// or not running), or `unknown` (no container or pod to ask).
-    pub(crate) health: String,
-    /// Why it is not healthy, when it is not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) reason: Option<String>,
-    pub(crate) image: String,
-    pub(crate) ports: Vec<String>,
-    pub(crate) uptime_secs: Option<u64>,
-    pub(crate) restarts: i64,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Report {
-    pub(crate) runtime: &'static str,
-    pub(crate) stack: String,
-    /// Every service healthy.
-    pub(crate) healthy: bool,
-    pub(crate) services: Vec<ServiceStatus>,
-    /// What else the reader should know (on docker: that no kubelet watches the probes).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) notes: Vec<String>,
-}
-
 /// Prints the report as a table or JSON and exits 1 unless every service is healthy, so scripts can
 /// test the stack with it.
 pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let report = match ctx.runtime() {
-        RuntimeKind::Docker => {
-            let session = Session::open(ctx, SecretsMode::Existing).await?;
-            let kubelet = kubelet::read_report(ctx.state().path(), session.names().stack());
-            collect(&session, kubelet.as_ref()).await?
-        }
-        RuntimeKind::Kind => {
-            let session = KindSession::open(ctx).await?;
-            let context = ctx
-                .kube_context()
-                .map_or_else(|| KindCli::new(ctx).context(), str::to_owned);
-            crate::runtime::kind::status::collect(&session, &context).await?
-        }
-    };
+    let report = ctx.runtime().status(ctx).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -84,85 +34,8 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Looks at every workload of the manifests and its container, with what the runtime's kubelet
-/// reports of them (`None`: it is not running).
-pub(crate) async fn collect(
-    session: &Session,
-    kubelet: Option<&kubelet::Report>,
-) -> anyhow::Result<Report> {
-    let containers = session.runtime.containers().await?;
-    let plans = session.current_plans().await?;
-    let now = time::OffsetDateTime::now_utc();
-    let mut services = Vec::new();
-    for plan in &plans {
-        let Some(container) = containers.iter().find(|c| c.workload == plan.workload) else {
-            services.push(ServiceStatus {
-                name: plan.workload.clone(),
-                state: "absent".to_owned(),
-                health: "unknown".to_owned(),
-                reason: Some("no container: run `cargo xtask dev`".to_owned()),
-                image: String::new(),
-                ports: Vec::new(),
-                uptime_secs: None,
-                restarts: 0,
-            });
-            continue;
-        };
-        let running = container.state == "running";
-        let probe = if running {
-            readiness::check_once(&session.runtime, plan, container.ip.as_deref()).await
-        } else {
-            None
-        };
-        let supervised = kubelet
-            .and_then(|k| k.containers.get(&container.name))
-            .filter(|c| c.id == container.id);
-        let (health, reason) = match (probe, supervised.and_then(|c| c.waiting.clone())) {
-            (_, Some(waiting)) => ("unhealthy", Some(waiting)),
-            (Some(Ok(())), _) => ("healthy", None),
-            (Some(Err(why)), _) => ("unhealthy", Some(format!("readiness probe: {why}"))),
-            (None, _) if running => ("healthy", None),
-            (None, _) => (
-                "unhealthy",
-                Some(format!("container is {}", container.state)),
-            ),
-        };
-        let uptime_secs = running
-            .then_some(container.started_at.as_deref())
-            .flatten()
-            .and_then(|at| {
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .and_then(|at| u64::try_from((now - at).whole_seconds()).ok());
-        services.push(ServiceStatus {
-            name: plan.workload.clone(),
-            state: container.state.clone(),
-            health: health.to_owned(),
-            reason,
-            image: container.image.clone(),
-            ports: container.ports.clone(),
-            uptime_secs,
-            // The engine counts the crashes it restarted, the kubelet its probe restarts.
-            restarts: container.restart_count + supervised.map_or(0, |c| i64::from(c.restarts)),
-        });
-    }
-    let mut notes = Vec::new();
-    if kubelet.is_none() && !containers.is_empty() {
-        notes.push(
-            "no kubelet watches this stack's probes, so a service that stops answering is not restarted: `cargo xtask dev` starts it".to_owned(),
-        );
-    }
-    Ok(Report {
-        runtime: "docker",
-        stack: session.names().stack().to_owned(),
-        healthy: !services.is_empty() && services.iter().all(|s| s.health == "healthy"),
-        services,
-        notes,
-    })
-}
-
 /// The table: aligned columns, health coloured when colour is on.
-pub(crate) fn render(report: &Report, ui: &crate::ui::Ui) -> String {
+pub(crate) fn render(report: &StatusReport, ui: &crate::ui::Ui) -> String {
     let headers = [
         "SERVICE", "STATE", "HEALTH", "RESTARTS", "IMAGE", "PORTS", "UPTIME",
     ];
@@ -244,6 +117,7 @@ fn uptime(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::report::ServiceStatus;
 
     fn service(name: &str, health: &str) -> ServiceStatus {
         ServiceStatus {
@@ -269,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_table_aligns_columns_and_explains_unhealthy_services() {
-        let report = Report {
+        let report = StatusReport {
             runtime: "docker",
             stack: "wander".to_owned(),
             healthy: false,

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use testkit::{PG_URL_ENV, PostgresServer, REDIS_URL_ENV, RedisServer};
 
-use crate::Context;
 use crate::cmd::{Cmd, Finished};
+use crate::context::Context;
 use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
+use crate::ui::Ui;
 
 /// How long the test runner may take to wind down after Ctrl-C before it is killed.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
@@ -53,6 +54,7 @@ enum Runner {
 /// Runs every step even after one fails, then stops the servers; exits with the first failing
 /// step's code (1 for a stale `api/.sqlx` or images that would not build), or 130 on Ctrl-C.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let ui = ctx.ui();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let _entered = runtime.enter();
     let mut interrupt = Interrupt::listen()?;
@@ -61,26 +63,28 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     // Dropping a server stops it and deletes its files: every early return below tears down.
     // The engine goes first and is dropped last: a dockerd started here is stopped at the end.
     let engine = provision(
+        ui,
         "the Docker engine",
         || DockerEngine::ensure(ctx, &runtime),
         DockerEngine::describe,
     );
     if interrupt.is_requested() {
-        return Ok(interrupted());
+        return Ok(interrupted(ui));
     }
     let mut engine = engine?;
     let postgres = provision(
+        ui,
         "PostgreSQL",
         PostgresServer::start,
         PostgresServer::admin_url,
     );
     if interrupt.is_requested() {
-        return Ok(interrupted());
+        return Ok(interrupted(ui));
     }
     let mut postgres = postgres?;
-    let redis = provision("Redis", RedisServer::start, RedisServer::url);
+    let redis = provision(ui, "Redis", RedisServer::start, RedisServer::url);
     if interrupt.is_requested() {
-        return Ok(interrupted());
+        return Ok(interrupted(ui));
     }
     let mut redis = redis?;
 
@@ -89,12 +93,12 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     if args.runner_args.is_empty() {
         let started = Instant::now();
         match crate::sqlx_prepare::check(ctx, &runtime, &postgres.admin_url()) {
-            Ok(()) => eprintln!(
-                "[xtask] api/.sqlx is up to date ({:.1?})",
+            Ok(()) => ui.progress(format!(
+                "api/.sqlx is up to date ({:.1?})",
                 started.elapsed()
-            ),
+            )),
             Err(err) => {
-                eprintln!("[xtask] error: {err:#}");
+                ui.progress_error(format!("{err:#}"));
                 first_failure = Some(1);
             }
         }
@@ -110,16 +114,16 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     });
     match prepared {
         None => {
-            let code = interrupted();
-            teardown(&mut postgres, &mut redis);
+            let code = interrupted(ui);
+            teardown(ui, &mut postgres, &mut redis);
             return Ok(code);
         }
-        Some(Ok(summary)) => eprintln!(
-            "[xtask] the stack's images are ready: {summary} ({:.1?})",
+        Some(Ok(summary)) => ui.progress(format!(
+            "the stack's images are ready: {summary} ({:.1?})",
             started.elapsed()
-        ),
+        )),
         Some(Err(err)) => {
-            eprintln!("[xtask] error: preparing the stack's images: {err:#}");
+            ui.progress_error(format!("preparing the stack's images: {err:#}"));
             first_failure = first_failure.or(Some(1));
         }
     }
@@ -127,24 +131,27 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         let step = step
             .env(PG_URL_ENV, postgres.admin_url())
             .env(REDIS_URL_ENV, redis.url());
-        eprintln!("[xtask] running `{step}`");
+        ui.progress(format!("running `{step}`"));
         let started = Instant::now();
         let finished =
-            runtime.block_on(step.run_interruptible(ctx, &mut interrupt, INTERRUPT_GRACE))?;
+            runtime.block_on(step.run_interruptible(ctx.ui(), &mut interrupt, INTERRUPT_GRACE))?;
         let Finished::Exited(status) = finished else {
-            let code = interrupted();
-            teardown(&mut postgres, &mut redis);
+            let code = interrupted(ui);
+            teardown(ui, &mut postgres, &mut redis);
             return Ok(code);
         };
         let code = exit_code(status);
-        eprintln!(
-            "[xtask] `{step}` exited with {code} ({:.1?})",
-            started.elapsed()
-        );
+        let exited = format!("`{step}` exited with {code} ({:.1?})", started.elapsed());
+        // A failing step is a failure quiet mode shows; a passing one is progress.
+        if code == 0 {
+            ui.progress(exited);
+        } else {
+            ui.outcome(exited);
+        }
         first_failure = first_failure.or((code != 0).then_some(code));
     }
 
-    teardown(&mut postgres, &mut redis);
+    teardown(ui, &mut postgres, &mut redis);
     engine.stop();
     Ok(ExitCode::from(first_failure.unwrap_or(0)))
 }
@@ -153,13 +160,14 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
 async fn prepare_images(ctx: &Context) -> anyhow::Result<String> {
     let docker = crate::docker::connect().await?;
     let stack = crate::stack::Stack::load(&ctx.root().join("manifests"))?;
+    let ui = ctx.ui();
     let progress = |line: &str| {
-        if ctx.verbose() {
-            eprintln!("[xtask]   {line}");
+        if ui.verbose() {
+            ui.progress(format!("  {line}"));
         }
     };
-    eprintln!("[xtask] preparing the stack's images (the first time: minutes of compiling)");
-    let notice = |line: &str| eprintln!("[xtask]   {line}");
+    ui.progress("preparing the stack's images (the first time: minutes of compiling)");
+    let notice = |line: &str| ui.progress(format!("  {line}"));
     crate::images::app::build_binaries(ctx, &progress).await?;
     let images = crate::images::resolve_stack(ctx, &docker, &stack, &progress, &notice).await?;
     let toolbox = crate::images::toolbox::ensure_toolbox(&docker, &progress).await?;
@@ -180,14 +188,14 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
             let libraries = library_packages(ctx)?;
             let packages = doc_test_packages(user, &libraries);
             if packages.is_empty() {
-                eprintln!("[xtask] no library among the packages tested: no doc tests to run");
+                ctx.ui()
+                    .progress("no library among the packages tested: no doc tests to run");
             } else {
                 steps.push(in_root(Cmd::cargo().args(doc_test_args(&packages))));
             }
         }
-        Runner::CargoTest => eprintln!(
-            "[xtask] cargo-nextest is not installed (`cargo xtask setup` installs it): \
-             using `cargo test`"
+        Runner::CargoTest => ctx.ui().progress(
+            "cargo-nextest is not installed (`cargo xtask setup` installs it): using `cargo test`",
         ),
     }
     // The dashboard's browser test runs the real `api` binary next to `web`'s; a run limited
@@ -210,34 +218,35 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
 
 /// Starts one server, printing one line with how long it took (`bench` starts its servers so too).
 pub(crate) fn provision<T>(
+    ui: &Ui,
     what: &str,
     start: impl FnOnce() -> anyhow::Result<T>,
     address: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<T> {
     let started = Instant::now();
     let server = start().with_context(|| format!("starting {what}"))?;
-    eprintln!(
-        "[xtask] {what} ready at {} ({:.1?})",
+    ui.progress(format!(
+        "{what} ready at {} ({:.1?})",
         address(&server),
         started.elapsed()
-    );
+    ));
     Ok(server)
 }
 
 /// Stops both servers, reporting (not failing on) a server that would not stop cleanly: the
 /// drop that follows kills it anyway.
-fn teardown(postgres: &mut PostgresServer, redis: &mut RedisServer) {
+fn teardown(ui: &Ui, postgres: &mut PostgresServer, redis: &mut RedisServer) {
     let started = Instant::now();
     if let Err(err) = postgres.stop() {
-        eprintln!("[xtask] warning: {err:#}");
+        ui.progress_warn(format!("{err:#}"));
     }
     if let Err(err) = redis.stop() {
-        eprintln!("[xtask] warning: {err:#}");
+        ui.progress_warn(format!("{err:#}"));
     }
-    eprintln!(
-        "[xtask] PostgreSQL and Redis stopped ({:.1?})",
+    ui.progress(format!(
+        "PostgreSQL and Redis stopped ({:.1?})",
         started.elapsed()
-    );
+    ));
 }
 
 /// What to do about the Docker engine, decided from what was found.
@@ -287,11 +296,14 @@ fn engine_action(
 struct DockerEngine {
     started: Option<Child>,
     log: PathBuf,
+    /// Where stopping a dockerd started for the run is reported.
+    ui: Ui,
 }
 
 impl DockerEngine {
     fn ensure(ctx: &Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
         let log = ctx.root().join(ENGINE_LOG);
+        let ui = ctx.ui().clone();
         let answers = runtime
             .block_on(crate::docker::connect())
             .map(drop)
@@ -308,7 +320,13 @@ impl DockerEngine {
             which::which("dockerd").ok(),
         );
         let dockerd = match action {
-            EngineAction::UseRunning => return Ok(Self { started: None, log }),
+            EngineAction::UseRunning => {
+                return Ok(Self {
+                    started: None,
+                    log,
+                    ui,
+                });
+            }
             EngineAction::Fail(message) => bail!("{message}"),
             EngineAction::Start(dockerd) => dockerd,
         };
@@ -319,11 +337,14 @@ impl DockerEngine {
         let stderr = file
             .try_clone()
             .with_context(|| format!("opening {}", log.display()))?;
-        eprintln!("[xtask] the Docker engine is not running: starting dockerd (log: {ENGINE_LOG})");
-        let child = Cmd::new(dockerd).spawn(ctx, file, stderr)?;
+        ui.progress(format!(
+            "the Docker engine is not running: starting dockerd (log: {ENGINE_LOG})"
+        ));
+        let child = Cmd::new(dockerd).spawn(ctx.ui(), file, stderr)?;
         let mut engine = Self {
             started: Some(child),
             log,
+            ui,
         };
         engine.wait_until_answering(runtime)?;
         Ok(engine)
@@ -381,11 +402,11 @@ impl DockerEngine {
         };
         let started = Instant::now();
         match stop_child(&mut child, ENGINE_STOP_GRACE) {
-            Ok(_) => eprintln!(
-                "[xtask] the Docker engine started for this run stopped ({:.1?})",
+            Ok(_) => self.ui.progress(format!(
+                "the Docker engine started for this run stopped ({:.1?})",
                 started.elapsed()
-            ),
-            Err(err) => eprintln!("[xtask] warning: stopping dockerd: {err}"),
+            )),
+            Err(err) => self.ui.progress_warn(format!("stopping dockerd: {err}")),
         }
     }
 }
@@ -422,15 +443,17 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Reports Ctrl-C and returns the exit code for it. The caller stops the servers, or lets them
-/// drop, which stops them too.
-fn interrupted() -> ExitCode {
-    eprintln!("[xtask] interrupted");
+/// Reports Ctrl-C (also in quiet mode) and returns the exit code for it. The caller stops the
+/// servers, or lets them drop, which stops them too.
+fn interrupted(ui: &Ui) -> ExitCode {
+    ui.outcome("interrupted");
     ExitCode::from(EXIT_INTERRUPTED)
 }
 
 fn detect_runner(ctx: &Context) -> anyhow::Result<Runner> {
-    let probe = Cmd::cargo().args(["nextest", "--version"]).output(ctx)?;
+    let probe = Cmd::cargo()
+        .args(["nextest", "--version"])
+        .output(ctx.ui())?;
     Ok(if probe.status.success() {
         Runner::Nextest
     } else {
@@ -443,7 +466,7 @@ fn library_packages(ctx: &Context) -> anyhow::Result<Vec<String>> {
     let output = Cmd::cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(ctx.root())
-        .output(ctx)?;
+        .output(ctx.ui())?;
     if !output.status.success() {
         bail!(
             "`cargo metadata` failed, so the workspace cannot be tested:\n{}",

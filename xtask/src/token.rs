@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use crate::Context;
+use crate::context::Context;
 
 /// Prints the token alone on stdout, so `$(cargo xtask token)` works; refuses when the secrets file
 /// is readable by others.

@@ -110,6 +110,38 @@ impl Ui {
         eprintln!("{} {}", self.paint_yellow("warning:"), line.as_ref());
     }
 
+    /// A progress line of a command whose output mixes with that of the programs it runs on
+    /// the same terminal (`test`, `bench`, `setup`, `sqlx-prepare`): marked `[xtask] ` to tell
+    /// it from theirs. Quiet mode leaves it out.
+    pub(crate) fn progress(&self, line: impl AsRef<str>) {
+        if self.verbosity != Verbosity::Quiet {
+            eprintln!("{}", self.marked(line.as_ref()));
+        }
+    }
+
+    /// A `[xtask] ` line that quiet mode shows too: a failure, or the command's result.
+    pub(crate) fn outcome(&self, line: impl AsRef<str>) {
+        eprintln!("{}", self.marked(line.as_ref()));
+    }
+
+    /// A `[xtask] error: ` line about an error the command carries on after (it fails in the
+    /// end): printed even in quiet mode.
+    pub(crate) fn progress_error(&self, line: impl AsRef<str>) {
+        let label = self.paint_red("error:");
+        eprintln!("{}", self.marked(&format!("{label} {}", line.as_ref())));
+    }
+
+    /// A `[xtask] warning: ` line: printed even in quiet mode.
+    pub(crate) fn progress_warn(&self, line: impl AsRef<str>) {
+        let label = self.paint_yellow("warning:");
+        eprintln!("{}", self.marked(&format!("{label} {}", line.as_ref())));
+    }
+
+    /// `line` after the `[xtask]` mark.
+    fn marked(&self, line: &str) -> String {
+        format!("{} {line}", self.paint_dim("[xtask]"))
+    }
+
     /// The finished steps and how long each took, in order.
     pub(crate) fn timings(&self) -> Vec<(String, Duration)> {
         self.timings.lock().map(|t| t.clone()).unwrap_or_default()
@@ -333,5 +365,19 @@ mod tests {
         assert_eq!(failed.unwrap_err().to_string(), "no");
         let names: Vec<_> = ui.timings().into_iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["first", "second", "third"]);
+    }
+
+    #[test]
+    fn progress_lines_carry_the_xtask_mark() {
+        let ui = Ui {
+            verbosity: Verbosity::Quiet,
+            animate: false,
+            color: false,
+            timings: Arc::default(),
+        };
+        assert_eq!(
+            ui.marked("api/.sqlx is up to date"),
+            "[xtask] api/.sqlx is up to date"
+        );
     }
 }

@@ -1,18 +1,14 @@
 //! `cargo xtask bench api`: the release API over ephemeral, seeded PostgreSQL and Redis, loaded
 //! by wrk scenario after scenario, with start-up time and memory read from `/proc`.
 
-use std::path::{Path, PathBuf};
-use std::thread;
+use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
-use serde::Serialize;
-use testkit::{Seed, TestDatabase};
 
 use super::{
-    IDLE_SETTLE, Launch, Load, Machine, ScenarioFigures, Service, Session, Settings, Startup,
-    build_release, free_port, generated_at, http_get, kib_to_mib, peak_rss_kib, random_token,
-    render_table, require_program, reset_peak_rss, round, rss_kib, start_backing, target_dir,
-    write_json,
+    Failures, Figures, Load, LoadArgs, LoadDefaults, LoadRun, ScenarioFigures, Service, Session,
+    Settings, build_release, free_port, http_get, peak_rss_kib, random_token, reset_peak_rss,
+    seeded_database, start_backing, target_dir,
 };
 
 /// How long the warm-up pass before a scenario lasts, over one connection: long enough to fill
@@ -33,23 +29,14 @@ const TARGET_PEAK_RSS_MB: f64 = 40.0;
 const TARGET_READY_MS: f64 = 200.0;
 
 /// Options of `cargo xtask bench api`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// How long each scenario loads the API, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=600))]
-    pub(crate) duration: u32,
-    /// Connections wrk keeps open (concurrent requests).
-    #[arg(long, value_name = "N", default_value_t = 50,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub(crate) connections: u32,
-    /// Threads wrk drives the connections from; at most `--connections`.
-    #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub(crate) threads: u32,
-    /// Where to write the figures as JSON [default: target/bench/api.json in the repository].
-    #[arg(long, value_name = "PATH")]
-    pub(crate) out: Option<PathBuf>,
+pub(crate) type Args = LoadArgs<Defaults>;
+
+/// The defaults of `cargo xtask bench api`.
+#[derive(Debug)]
+pub(crate) struct Defaults;
+
+impl LoadDefaults for Defaults {
+    const CONNECTIONS: &'static str = "50";
 }
 
 /// Which API process a scenario loads.
@@ -149,24 +136,14 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// The JSON written to `--out`.
-#[derive(Debug, Serialize)]
-struct Report {
-    /// RFC 3339, UTC.
-    generated_at: String,
-    machine: Machine,
-    settings: Settings,
-    startup: Startup,
-    scenarios: Vec<ScenarioFigures>,
-    /// The highest of the scenarios' peaks, in MiB.
-    peak_rss_mb: f64,
-}
+type Report = Figures;
 
 /// Measures the release API with Redis and without (an unreachable one); the JSON is written only
 /// when no scenario had failed requests, the table is printed either way.
 pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
-    let settings = Settings::checked(args.duration, args.connections, args.threads)?;
+    let bench = LoadRun::prepare(session.ctx, args, "api")?;
     let ctx = session.ctx;
-    let wrk = require_program("wrk")?;
+    let ui = ctx.ui();
     let scripts = ctx.root().join(SCRIPT_DIR);
     for script in SCENARIOS.iter().filter_map(|scenario| scenario.script) {
         let path = scripts.join(script);
@@ -174,13 +151,6 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
             bail!("the wrk script {} is missing", path.display());
         }
     }
-    let bench_dir = target_dir(ctx).join("bench");
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| bench_dir.join("api.json"));
-    std::fs::create_dir_all(&bench_dir)
-        .with_context(|| format!("creating {}", bench_dir.display()))?;
 
     build_release(session, &["api"])?;
     let binary = target_dir(ctx).join("release/api");
@@ -191,21 +161,18 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
 
     let token = random_token()?;
     let loads = Loads {
-        wrk: &wrk,
+        wrk: &bench.wrk,
         scripts: &scripts,
         token: &token,
-        settings,
+        settings: bench.settings,
     };
     let mut startup = None;
     let mut figures = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for instance in [Instance::Cached, Instance::Uncached] {
         // Each instance gets a fresh copy of the seed, so the rows the write mix adds do not
         // change what the database-only list reads.
-        let database = session
-            .runtime
-            .block_on(TestDatabase::create(&postgres.admin_url(), Seed::Seeded))
-            .context("creating the seeded benchmark database")?;
+        let database = seeded_database(session, &postgres)?;
         let (redis_url, log_name) = match instance {
             Instance::Cached => (redis.url(), "api.log"),
             Instance::Uncached => (
@@ -213,84 +180,35 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
                 "api-uncached.log",
             ),
         };
-        let mut api = Service::start(
+        let mut api = Service::start_api(
             session,
-            &Launch {
-                label: "API",
-                binary: &binary,
-                log: &bench_dir.join(log_name),
-                port: free_port()?,
-                addr_var: "API_ADDR",
-                probe: "/livez",
-                env: &[
-                    ("DATABASE_URL", database.url.as_str()),
-                    ("REDIS_URL", redis_url.as_str()),
-                    ("API_TOKEN", token.as_str()),
-                    ("LOG_FORMAT", "json"),
-                ],
-            },
+            &binary,
+            &bench.dir.join(log_name),
+            (&database.url, &redis_url),
+            &token,
         )?;
-        thread::sleep(IDLE_SETTLE);
-        let idle_rss_mb = kib_to_mib(rss_kib(api.pid())?);
-        eprintln!(
-            "[xtask] {} ready in {:.1} ms (idle RSS {idle_rss_mb:.1} MB, log {})",
-            instance.label(),
-            api.ready_ms,
-            api.log.display()
-        );
+        let started = api.settle(ui, instance.label())?;
         if instance == Instance::Cached {
-            startup = Some(Startup {
-                ready_ms: round(api.ready_ms, 1),
-                idle_rss_mb,
-            });
+            startup = Some(started);
         }
 
         for scenario in SCENARIOS.iter().filter(|s| s.instance == instance) {
             let (row, verdict) = run_scenario(session, &mut api, scenario, &loads)?;
-            if let Err(problem) = verdict {
-                eprintln!("[xtask] {}: {problem}", scenario.name);
-                failures.push(format!("{}: {problem}", scenario.name));
-            }
+            failures.check(ui, scenario.name, verdict);
             figures.push(row);
         }
     }
 
     let startup = startup.context("the cached API never started")?;
-    let report = Report {
-        generated_at: generated_at()?,
-        machine: Machine::detect(),
-        settings,
-        startup,
-        peak_rss_mb: figures
-            .iter()
-            .map(|row| row.peak_rss_mb)
-            .fold(0.0, f64::max),
-        scenarios: figures,
-    };
-    print!("\n{}", render_table(&report.scenarios));
-    println!(
-        "\nstart-up: ready in {:.1} ms, idle RSS {:.1} MB; peak RSS under load {:.1} MB",
-        report.startup.ready_ms, report.startup.idle_rss_mb, report.peak_rss_mb
-    );
-    println!("\ntargets (reported, not enforced):");
-    for line in target_lines(&report) {
-        println!("  {line}");
-    }
-
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} scenarios had failed requests, so their figures describe a broken API and \
-             {} was not written: {}; the API logs are in {}",
-            failures.len(),
-            SCENARIOS.len(),
-            out.display(),
-            failures.join("; "),
-            bench_dir.display()
-        );
-    }
-    write_json(&out, &report)?;
-    println!("\nfigures written to {}", out.display());
-    Ok(())
+    let report = Report::new(bench.settings, startup, figures)?;
+    report.print(None, &target_lines(&report));
+    failures.verdict(
+        SCENARIOS.len(),
+        "API",
+        &bench.out,
+        &format!("the API logs are in {}", bench.dir.display()),
+    )?;
+    bench.write(&report)
 }
 
 /// What every scenario's wrk runs share.
@@ -334,10 +252,9 @@ fn run_scenario(
     scenario: &Scenario,
     loads: &Loads<'_>,
 ) -> anyhow::Result<(ScenarioFigures, Result<(), String>)> {
-    eprintln!(
-        "[xtask] {}: {} ({}s, {} connections)",
-        scenario.name, scenario.what, loads.settings.duration_s, loads.settings.connections
-    );
+    loads
+        .settings
+        .announce(session.ctx.ui(), scenario.name, scenario.what);
     if scenario.warm_up {
         let warm_up = session.wrk(loads.wrk, &loads.warm_up(scenario, api.port))?;
         warm_up.verdict().map_err(|problem| {
@@ -419,6 +336,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::bench::Startup;
+    use crate::bench::tests::{keys, sample_figures};
 
     #[test]
     fn every_scenario_is_named_once_and_its_script_is_in_the_repository() {
@@ -502,22 +421,13 @@ mod tests {
     }
 
     fn report(connections: u32, p99_ms: f64, peak_rss_mb: f64, ready_ms: f64) -> Report {
-        Report {
-            generated_at: "2025-01-01T00:00:00Z".into(),
-            machine: Machine {
-                cpus: 2,
-                kernel: "6.1.0".into(),
-            },
-            settings: Settings {
-                duration_s: 10,
-                connections,
-                threads: 2,
-            },
-            startup: Startup {
+        sample_figures(
+            connections,
+            Startup {
                 ready_ms,
                 idle_rss_mb: 9.5,
             },
-            scenarios: vec![ScenarioFigures {
+            ScenarioFigures {
                 name: "cached_list".into(),
                 requests_per_sec: 20_000.0,
                 p50_ms: 1.0,
@@ -526,9 +436,8 @@ mod tests {
                 requests: 200_000,
                 errors: 0,
                 peak_rss_mb,
-            }],
-            peak_rss_mb,
-        }
+            },
+        )
     }
 
     #[test]
@@ -553,11 +462,6 @@ mod tests {
     #[test]
     fn the_json_has_the_documented_fields() {
         let json = serde_json::to_value(report(50, 4.2, 30.0, 80.0)).unwrap();
-        let keys = |value: &serde_json::Value| {
-            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-            keys.sort();
-            keys
-        };
         assert_eq!(
             keys(&json),
             [

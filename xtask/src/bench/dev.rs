@@ -14,6 +14,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use super::{Machine, Session, free_port, generated_at, target_dir, write_json};
+use crate::ui::Ui;
 
 /// Options of `cargo xtask bench dev`.
 #[derive(Debug, clap::Args)]
@@ -97,10 +98,12 @@ impl Drop for Stack {
 struct Restore {
     path: PathBuf,
     original: Vec<u8>,
+    /// Where a failure to put it back is reported.
+    ui: Ui,
 }
 
 impl Restore {
-    fn edit(path: &Path, line: &str) -> anyhow::Result<Self> {
+    fn edit(ui: &Ui, path: &Path, line: &str) -> anyhow::Result<Self> {
         let original =
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let mut changed = original.clone();
@@ -109,6 +112,7 @@ impl Restore {
         Ok(Self {
             path: path.to_owned(),
             original,
+            ui: ui.clone(),
         })
     }
 }
@@ -116,11 +120,11 @@ impl Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         if let Err(err) = std::fs::write(&self.path, &self.original) {
-            eprintln!(
-                "[xtask] error: could not restore {}: {err}; `git checkout -- {}` does",
+            self.ui.progress_error(format!(
+                "could not restore {}: {err}; `git checkout -- {}` does",
                 self.path.display(),
                 EDITED_FILE
-            );
+            ));
         }
     }
 }
@@ -137,7 +141,8 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         web_port: free_port()?,
         api_port: free_port()?,
     };
-    eprintln!("[xtask] warming up: the first `dev` builds whatever images are missing");
+    let ui = ctx.ui();
+    ui.progress("warming up: the first `dev` builds whatever images are missing");
     stack.xtask(&["dev", "--no-open"])?;
     session.check_interrupt()?;
 
@@ -145,7 +150,7 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     let mut warm = Vec::new();
     let mut change = Vec::new();
     for run in 1..=args.runs {
-        eprintln!("[xtask] run {run} of {}", args.runs);
+        ui.progress(format!("run {run} of {}", args.runs));
         stack.xtask(&["down", "--volumes"])?;
         cold.push(stack.xtask(&["dev", "--no-open"])?);
         session.check_interrupt()?;
@@ -153,6 +158,7 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         session.check_interrupt()?;
         // Code, not a comment: the compiler has a function to build, as after a real edit.
         let edit = Restore::edit(
+            ui,
             &ctx.root().join(EDITED_FILE),
             &format!(
                 "#[doc(hidden)]\npub fn bench_dev_marker() -> &'static str {{ \"{} {run}\" }}\n",
@@ -206,7 +212,7 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         .unwrap_or_else(|| target_dir(ctx).join("bench/dev.json"));
     write_json(&out, &report)?;
     println!("{}", render(&report));
-    eprintln!("[xtask] figures written to {}", out.display());
+    ui.outcome(format!("figures written to {}", out.display()));
     Ok(())
 }
 
@@ -268,7 +274,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lib.rs");
         std::fs::write(&path, "fn a() {}\n").unwrap();
-        let edit = Restore::edit(&path, "// x\n").unwrap();
+        let ctx = crate::context::Context::for_tests();
+        let edit = Restore::edit(ctx.ui(), &path, "// x\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "fn a() {}\n// x\n");
         drop(edit);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "fn a() {}\n");

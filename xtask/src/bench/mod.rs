@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: load benchmarks that write their figures to `target/bench/`.
 //!
 //! The group holds what every benchmark needs: the release build, throwaway PostgreSQL and
-//! Redis, starting a service and timing its start, running wrk and judging its report, reading a
-//! process's memory from `/proc`, bare HTTP requests, the machine description and the table. Each
-//! benchmark (`api.rs`, `web.rs`, `dev.rs`) decides what to start and what to load.
+//! Redis, starting a service (the API the same way for both wrk benchmarks) and timing its start,
+//! running wrk and judging its report, reading a process's memory from `/proc`, bare HTTP
+//! requests, the machine description and the table; and what the wrk benchmarks share: their
+//! options, their figures and how those are printed and written. Each benchmark (`api.rs`,
+//! `web.rs`, `dev.rs`) decides what to start and what to load.
 //! Figures are measured and reported, never asserted: a slow machine must not fail a build.
 
 pub(crate) mod api;
@@ -24,16 +26,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use testkit::{PostgresServer, RedisServer};
+use testkit::{PostgresServer, RedisServer, Seed, TestDatabase};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use tokio::runtime::Runtime;
 
-use crate::Context;
 use crate::cmd::Cmd;
+use crate::context::Context;
 use crate::interrupt::{EXIT_INTERRUPTED, Interrupt};
 use crate::test::provision;
+use crate::ui::Ui;
 
 use self::wrk::WrkReport;
 
@@ -73,6 +76,37 @@ pub(crate) enum Target {
     Dev(dev::Args),
 }
 
+/// What sets the options of one wrk benchmark apart from another's.
+pub(crate) trait LoadDefaults {
+    /// The default of `--connections`: the count the benchmark's latency target is set at.
+    const CONNECTIONS: &'static str;
+}
+
+/// Options of a wrk benchmark (`bench api`, `bench web`), with `D`'s defaults.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadArgs<D: LoadDefaults> {
+    /// How long each scenario loads the service, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub(crate) duration: u32,
+    /// Connections wrk keeps open (concurrent requests).
+    // `default_value`, not `default_value_t`: clap keeps the latter's text in one static for
+    // every `D`, so the first benchmark's default would be both's.
+    #[arg(long, value_name = "N", default_value = D::CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) connections: u32,
+    /// Threads wrk drives the connections from; at most `--connections`.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) threads: u32,
+    /// Where to write the figures as JSON [default: target/bench/<benchmark>.json in the
+    /// repository: api.json, web.json].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
+    #[arg(skip)]
+    defaults: std::marker::PhantomData<D>,
+}
+
 /// Runs one benchmark; after Ctrl-C the exit code is 130 whatever the benchmark returned, since its
 /// failure then stems from the interruption.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
@@ -91,7 +125,7 @@ pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     // Whatever failed after Ctrl-C failed because of it (the servers got it too); everything
     // the benchmark started has been dropped, so stopped, by now.
     if session.interrupt.is_requested() {
-        eprintln!("[xtask] interrupted");
+        ctx.ui().outcome("interrupted");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     result.map(|()| ExitCode::SUCCESS)
@@ -126,7 +160,7 @@ impl Session<'_> {
         }
         let output = self
             .runtime
-            .block_on(cmd.output_interruptible(self.ctx, &mut self.interrupt))?;
+            .block_on(cmd.output_interruptible(self.ctx.ui(), &mut self.interrupt))?;
         self.check_interrupt()?;
         let Some(output) = output else {
             bail!("interrupted");
@@ -223,6 +257,86 @@ const GENERATED_AT: &[BorrowedFormatItem<'_>] =
 /// How many log lines an error about a failed start shows.
 const LOG_LINES: usize = 20;
 
+/// What a wrk benchmark has ready before it starts anything: its checked settings, wrk, the
+/// folder for the services' logs, and where the figures go.
+#[derive(Debug)]
+struct LoadRun {
+    settings: Settings,
+    wrk: PathBuf,
+    /// `target/bench/`, created.
+    dir: PathBuf,
+    /// `--out`, else `<name>.json` in [`LoadRun::dir`].
+    out: PathBuf,
+}
+
+impl LoadRun {
+    /// Checks the options and finds wrk before anything is built, then creates the folder of
+    /// the benchmark called `name`.
+    fn prepare<D: LoadDefaults>(
+        ctx: &Context,
+        args: &LoadArgs<D>,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let settings = Settings::checked(args.duration, args.connections, args.threads)?;
+        let wrk = require_program("wrk")?;
+        let dir = target_dir(ctx).join("bench");
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| dir.join(format!("{name}.json")));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self {
+            settings,
+            wrk,
+            dir,
+            out,
+        })
+    }
+
+    /// Writes the figures to `--out` and says where.
+    fn write(&self, report: &impl Serialize) -> anyhow::Result<()> {
+        write_json(&self.out, report)?;
+        println!("\nfigures written to {}", self.out.display());
+        Ok(())
+    }
+}
+
+/// The scenarios whose load saw failed requests: each is reported as it happens, and together
+/// they are the run's error in the end.
+#[derive(Debug, Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    /// Notes the verdict of `scenario`'s load.
+    fn check(&mut self, ui: &Ui, scenario: &str, verdict: Result<(), String>) {
+        if let Err(problem) = verdict {
+            ui.outcome(format!("{scenario}: {problem}"));
+            self.0.push(format!("{scenario}: {problem}"));
+        }
+    }
+
+    /// An error when any of the `scenarios` failed: the figures describe a broken `service`, so
+    /// they are not written to `out`; `logs` says where to look.
+    fn verdict(
+        self,
+        scenarios: usize,
+        service: &str,
+        out: &Path,
+        logs: &str,
+    ) -> anyhow::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} of {scenarios} scenarios had failed requests, so their figures describe a \
+             broken {service} and {} was not written: {}; {logs}",
+            self.0.len(),
+            out.display(),
+            self.0.join("; "),
+        );
+    }
+}
+
 /// How hard each scenario loaded the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 struct Settings {
@@ -246,6 +360,14 @@ impl Settings {
             threads,
         })
     }
+
+    /// The progress line before `scenario` loads the service.
+    fn announce(&self, ui: &Ui, scenario: &str, what: &str) {
+        ui.progress(format!(
+            "{scenario}: {what} ({}s, {} connections)",
+            self.duration_s, self.connections
+        ));
+    }
 }
 
 /// The measured service's start (for the API, with migrations already applied: the database is
@@ -258,6 +380,57 @@ struct Startup {
     idle_rss_mb: f64,
 }
 
+/// The figures every wrk benchmark writes (`bench web` adds the page's weight).
+#[derive(Debug, Serialize)]
+struct Figures {
+    /// RFC 3339, UTC.
+    generated_at: String,
+    machine: Machine,
+    settings: Settings,
+    startup: Startup,
+    scenarios: Vec<ScenarioFigures>,
+    /// The highest of the scenarios' peaks, in MiB.
+    peak_rss_mb: f64,
+}
+
+impl Figures {
+    /// The figures of a run on this machine, now.
+    fn new(
+        settings: Settings,
+        startup: Startup,
+        scenarios: Vec<ScenarioFigures>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            generated_at: generated_at()?,
+            machine: Machine::detect(),
+            settings,
+            startup,
+            peak_rss_mb: scenarios
+                .iter()
+                .map(|row| row.peak_rss_mb)
+                .fold(0.0, f64::max),
+            scenarios,
+        })
+    }
+
+    /// Prints the figures for people: the table, the start-up line, `more` (when there is),
+    /// then `targets`.
+    fn print(&self, more: Option<&str>, targets: &[String]) {
+        print!("\n{}", render_table(&self.scenarios));
+        println!(
+            "\nstart-up: ready in {:.1} ms, idle RSS {:.1} MB; peak RSS under load {:.1} MB",
+            self.startup.ready_ms, self.startup.idle_rss_mb, self.peak_rss_mb
+        );
+        if let Some(more) = more {
+            print!("\n{more}");
+        }
+        println!("\ntargets (reported, not enforced):");
+        for line in targets {
+            println!("  {line}");
+        }
+    }
+}
+
 /// Now, as the JSON's `generated_at`.
 fn generated_at() -> anyhow::Result<String> {
     OffsetDateTime::now_utc()
@@ -268,31 +441,44 @@ fn generated_at() -> anyhow::Result<String> {
 /// `cargo build --release` of `packages`; their binaries land in `<target>/release/`.
 fn build_release(session: &Session<'_>, packages: &[&str]) -> anyhow::Result<()> {
     let ctx = session.ctx;
-    eprintln!(
-        "[xtask] building {} in release mode",
+    ctx.ui().progress(format!(
+        "building {} in release mode",
         packages.join(" and ")
-    );
+    ));
     let mut cmd = Cmd::cargo().args(["build", "--release"]);
     for package in packages {
         cmd = cmd.args(["--package", package]);
     }
-    cmd.current_dir(ctx.root()).run(ctx)?;
+    cmd.current_dir(ctx.root()).run(ctx.ui())?;
     session.check_interrupt()
 }
 
 /// Throwaway PostgreSQL and Redis servers, stopped when dropped. Bind them before the service
 /// processes so that they outlive those (locals drop in reverse order).
 fn start_backing(session: &Session<'_>) -> anyhow::Result<(PostgresServer, RedisServer)> {
+    let ui = session.ctx.ui();
     let postgres = provision(
+        ui,
         "PostgreSQL",
         PostgresServer::start,
         PostgresServer::admin_url,
     );
     session.check_interrupt()?;
     let postgres = postgres?;
-    let redis = provision("Redis", RedisServer::start, RedisServer::url);
+    let redis = provision(ui, "Redis", RedisServer::start, RedisServer::url);
     session.check_interrupt()?;
     Ok((postgres, redis?))
+}
+
+/// A fresh copy of the seeded database on `postgres`: each API instance gets its own.
+fn seeded_database(
+    session: &Session<'_>,
+    postgres: &PostgresServer,
+) -> anyhow::Result<TestDatabase> {
+    session
+        .runtime
+        .block_on(TestDatabase::create(&postgres.admin_url(), Seed::Seeded))
+        .context("creating the seeded benchmark database")
 }
 
 /// How to start one service of the stack.
@@ -349,7 +535,7 @@ impl Service {
             cmd = cmd.env(key, value);
         }
         let started = Instant::now();
-        let child = cmd.spawn(session.ctx, file, stderr)?;
+        let child = cmd.spawn(session.ctx.ui(), file, stderr)?;
         let mut service = Self {
             label,
             child,
@@ -384,6 +570,50 @@ impl Service {
             }
             thread::sleep(READY_POLL);
         }
+    }
+
+    /// Starts the release API `binary` (its output in `log`) over the database at `database_url`
+    /// and the Redis at `redis_url`, taking `token` for its mutations.
+    fn start_api(
+        session: &mut Session<'_>,
+        binary: &Path,
+        log: &Path,
+        (database_url, redis_url): (&str, &str),
+        token: &str,
+    ) -> anyhow::Result<Self> {
+        Self::start(
+            session,
+            &Launch {
+                label: "API",
+                binary,
+                log,
+                port: free_port()?,
+                addr_var: "API_ADDR",
+                probe: "/livez",
+                env: &[
+                    ("DATABASE_URL", database_url),
+                    ("REDIS_URL", redis_url),
+                    ("API_TOKEN", token),
+                    ("LOG_FORMAT", "json"),
+                ],
+            },
+        )
+    }
+
+    /// Its start-up figures, its memory read once it has been left alone for [`IDLE_SETTLE`];
+    /// said in a progress line that calls it `label`.
+    fn settle(&self, ui: &Ui, label: &str) -> anyhow::Result<Startup> {
+        thread::sleep(IDLE_SETTLE);
+        let idle_rss_mb = kib_to_mib(rss_kib(self.pid())?);
+        ui.progress(format!(
+            "{label} ready in {:.1} ms (idle RSS {idle_rss_mb:.1} MB, log {})",
+            self.ready_ms,
+            self.log.display()
+        ));
+        Ok(Startup {
+            ready_ms: round(self.ready_ms, 1),
+            idle_rss_mb,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -722,6 +952,37 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The figures of a run at `connections` connections on a made-up machine: `scenario` alone,
+    /// after `startup`.
+    pub(super) fn sample_figures(
+        connections: u32,
+        startup: Startup,
+        scenario: ScenarioFigures,
+    ) -> Figures {
+        Figures {
+            generated_at: "2025-01-01T00:00:00Z".into(),
+            machine: Machine {
+                cpus: 2,
+                kernel: "6.1.0".into(),
+            },
+            settings: Settings {
+                duration_s: 10,
+                connections,
+                threads: 2,
+            },
+            startup,
+            peak_rss_mb: scenario.peak_rss_mb,
+            scenarios: vec![scenario],
+        }
+    }
+
+    /// The keys of a JSON object, sorted.
+    pub(super) fn keys(value: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
 
     #[test]
     fn wrk_gets_the_load_the_latency_flag_and_the_script_before_the_url() {

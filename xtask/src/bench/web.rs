@@ -3,18 +3,14 @@
 //! dashboard page and its requests to other origins.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::thread;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde::Serialize;
-use testkit::{Seed, TestDatabase};
 
 use super::{
-    IDLE_SETTLE, Launch, Load, Machine, ScenarioFigures, Service, Session, Settings, Startup,
-    build_release, free_port, generated_at, http_fetch, kib_to_mib, peak_rss_kib, random_token,
-    render_table, require_program, reset_peak_rss, round, rss_kib, start_backing, target_dir,
-    write_json,
+    Failures, Figures, Launch, Load, LoadArgs, LoadDefaults, LoadRun, ScenarioFigures, Service,
+    Session, build_release, free_port, http_fetch, peak_rss_kib, random_token, reset_peak_rss,
+    round, seeded_database, start_backing, target_dir,
 };
 
 /// The targets the figures are compared against in the printout (never enforced).
@@ -27,23 +23,14 @@ const TARGET_PAGE_KB: f64 = 100.0;
 const UNAVAILABLE_MARKER: &str = "class=\"unavailable\"";
 
 /// Options of `cargo xtask bench web`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// How long each scenario loads the dashboard, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=600))]
-    pub(crate) duration: u32,
-    /// Connections wrk keeps open (concurrent requests).
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub(crate) connections: u32,
-    /// Threads wrk drives the connections from; at most `--connections`.
-    #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub(crate) threads: u32,
-    /// Where to write the figures as JSON [default: target/bench/web.json in the repository].
-    #[arg(long, value_name = "PATH")]
-    pub(crate) out: Option<PathBuf>,
+pub(crate) type Args = LoadArgs<Defaults>;
+
+/// The defaults of `cargo xtask bench web`.
+#[derive(Debug)]
+pub(crate) struct Defaults;
+
+impl LoadDefaults for Defaults {
+    const CONNECTIONS: &'static str = "20";
 }
 
 /// One way of loading the dashboard.
@@ -91,15 +78,9 @@ const SCENARIOS: &[Scenario] = &[
 /// The JSON written to `--out`.
 #[derive(Debug, Serialize)]
 struct Report {
-    /// RFC 3339, UTC.
-    generated_at: String,
-    machine: Machine,
-    settings: Settings,
-    /// The dashboard's start (the API is already up).
-    startup: Startup,
-    scenarios: Vec<ScenarioFigures>,
-    /// The highest of the scenarios' peaks, in MiB.
-    peak_rss_mb: f64,
+    /// The load's figures; their start-up is the dashboard's (the API is already up).
+    #[serde(flatten)]
+    figures: Figures,
     page: PageWeight,
 }
 
@@ -132,16 +113,10 @@ struct Resource {
 /// Measures the release dashboard in front of a release API, then weighs its page; the JSON is
 /// written only when no scenario had failed requests, the table is printed either way.
 pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> {
-    let settings = Settings::checked(args.duration, args.connections, args.threads)?;
+    let bench = LoadRun::prepare(session.ctx, args, "web")?;
     let ctx = session.ctx;
-    let wrk = require_program("wrk")?;
-    let bench_dir = target_dir(ctx).join("bench");
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| bench_dir.join("web.json"));
-    std::fs::create_dir_all(&bench_dir)
-        .with_context(|| format!("creating {}", bench_dir.display()))?;
+    let ui = ctx.ui();
+    let settings = bench.settings;
 
     build_release(session, &["api", "web"])?;
     let release = target_dir(ctx).join("release");
@@ -149,34 +124,20 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     // Bound in the order they must outlive each other: locals drop in reverse order, so the
     // dashboard stops first, then the API, then the database and the servers.
     let (postgres, redis) = start_backing(session)?;
-    let database = session
-        .runtime
-        .block_on(TestDatabase::create(&postgres.admin_url(), Seed::Seeded))
-        .context("creating the seeded benchmark database")?;
+    let database = seeded_database(session, &postgres)?;
     let token = random_token()?;
-    let redis_url = redis.url();
-    let api = Service::start(
+    let api = Service::start_api(
         session,
-        &Launch {
-            label: "API",
-            binary: &release.join("api"),
-            log: &bench_dir.join("web-api.log"),
-            port: free_port()?,
-            addr_var: "API_ADDR",
-            probe: "/livez",
-            env: &[
-                ("DATABASE_URL", database.url.as_str()),
-                ("REDIS_URL", redis_url.as_str()),
-                ("API_TOKEN", token.as_str()),
-                ("LOG_FORMAT", "json"),
-            ],
-        },
+        &release.join("api"),
+        &bench.dir.join("web-api.log"),
+        (&database.url, &redis.url()),
+        &token,
     )?;
-    eprintln!(
-        "[xtask] API ready in {:.1} ms (log {})",
+    ui.progress(format!(
+        "API ready in {:.1} ms (log {})",
         api.ready_ms,
         api.log.display()
-    );
+    ));
     let api_url = format!("http://127.0.0.1:{}", api.port);
     let web_port = free_port()?;
     let origin = format!("http://127.0.0.1:{web_port}");
@@ -185,7 +146,7 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         &Launch {
             label: "dashboard",
             binary: &release.join("web"),
-            log: &bench_dir.join("web.log"),
+            log: &bench.dir.join("web.log"),
             port: web_port,
             addr_var: "WEB_ADDR",
             probe: "/healthz",
@@ -197,31 +158,18 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
             ],
         },
     )?;
-    thread::sleep(IDLE_SETTLE);
-    let startup = Startup {
-        ready_ms: round(web.ready_ms, 1),
-        idle_rss_mb: kib_to_mib(rss_kib(web.pid())?),
-    };
-    eprintln!(
-        "[xtask] dashboard ready in {:.1} ms (idle RSS {:.1} MB, log {})",
-        startup.ready_ms,
-        startup.idle_rss_mb,
-        web.log.display()
-    );
+    let startup = web.settle(ui, "dashboard")?;
 
     let mut figures = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for scenario in SCENARIOS {
-        eprintln!(
-            "[xtask] {}: {} ({}s, {} connections)",
-            scenario.name, scenario.what, settings.duration_s, settings.connections
-        );
+        settings.announce(ui, scenario.name, scenario.what);
         // One request first: it warms the API's cache for this page and proves the page
         // renders with the API's data, so the load measures the path it is named after.
         check_answer(&web, scenario)?;
         reset_peak_rss(web.pid())?;
         let report = session.wrk(
-            &wrk,
+            &bench.wrk,
             &Load {
                 url: format!("{origin}{}", scenario.path),
                 script: None,
@@ -239,52 +187,26 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
                 web.log.display()
             );
         }
-        if let Err(problem) = report.verdict() {
-            eprintln!("[xtask] {}: {problem}", scenario.name);
-            failures.push(format!("{}: {problem}", scenario.name));
-        }
+        failures.check(ui, scenario.name, report.verdict());
         figures.push(ScenarioFigures::new(scenario.name, &report, peak));
     }
 
     session.check_interrupt()?;
     let page = weigh_page(web.port, &origin)?;
     let report = Report {
-        generated_at: generated_at()?,
-        machine: Machine::detect(),
-        settings,
-        startup,
-        peak_rss_mb: figures
-            .iter()
-            .map(|row| row.peak_rss_mb)
-            .fold(0.0, f64::max),
-        scenarios: figures,
+        figures: Figures::new(settings, startup, figures)?,
         page,
     };
-    print!("\n{}", render_table(&report.scenarios));
-    println!(
-        "\nstart-up: ready in {:.1} ms, idle RSS {:.1} MB; peak RSS under load {:.1} MB",
-        report.startup.ready_ms, report.startup.idle_rss_mb, report.peak_rss_mb
-    );
-    print!("\n{}", render_page(&report.page));
-    println!("\ntargets (reported, not enforced):");
-    for line in target_lines(&report) {
-        println!("  {line}");
-    }
-
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} scenarios had failed requests, so their figures describe a broken \
-             dashboard and {} was not written: {}; the logs are in {}",
-            failures.len(),
-            SCENARIOS.len(),
-            out.display(),
-            failures.join("; "),
-            bench_dir.display()
-        );
-    }
-    write_json(&out, &report)?;
-    println!("\nfigures written to {}", out.display());
-    Ok(())
+    report
+        .figures
+        .print(Some(&render_page(&report.page)), &target_lines(&report));
+    failures.verdict(
+        SCENARIOS.len(),
+        "dashboard",
+        &bench.out,
+        &format!("the logs are in {}", bench.dir.display()),
+    )?;
+    bench.write(&report)
 }
 
 /// Requests `scenario`'s path once: it must answer 200, and a page must carry every part.
@@ -396,13 +318,19 @@ fn kb(bytes: u64) -> f64 {
 fn target_lines(report: &Report) -> Vec<String> {
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     let mut lines = Vec::new();
-    if let Some(dashboard) = report.scenarios.iter().find(|s| s.name == "dashboard") {
-        let caveat = if report.settings.connections == TARGET_CONNECTIONS {
+    let settings = report.figures.settings;
+    if let Some(dashboard) = report
+        .figures
+        .scenarios
+        .iter()
+        .find(|s| s.name == "dashboard")
+    {
+        let caveat = if settings.connections == TARGET_CONNECTIONS {
             String::new()
         } else {
             format!(
                 " (measured at {} connections, not {TARGET_CONNECTIONS})",
-                report.settings.connections
+                settings.connections
             )
         };
         lines.push(format!(
@@ -745,6 +673,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::bench::Startup;
+    use crate::bench::tests::{keys, sample_figures};
 
     const ORIGIN: &str = "http://127.0.0.1:3000";
 
@@ -891,31 +821,23 @@ mod tests {
 
     fn report(connections: u32, p99_ms: f64, page_bytes: u64, external: u64) -> Report {
         Report {
-            generated_at: "2025-01-01T00:00:00Z".into(),
-            machine: Machine {
-                cpus: 2,
-                kernel: "6.1.0".into(),
-            },
-            settings: Settings {
-                duration_s: 10,
+            figures: sample_figures(
                 connections,
-                threads: 2,
-            },
-            startup: Startup {
-                ready_ms: 12.0,
-                idle_rss_mb: 8.0,
-            },
-            scenarios: vec![ScenarioFigures {
-                name: "dashboard".into(),
-                requests_per_sec: 5_000.0,
-                p50_ms: 2.0,
-                p99_ms,
-                max_ms: 20.0,
-                requests: 50_000,
-                errors: 0,
-                peak_rss_mb: 12.0,
-            }],
-            peak_rss_mb: 12.0,
+                Startup {
+                    ready_ms: 12.0,
+                    idle_rss_mb: 8.0,
+                },
+                ScenarioFigures {
+                    name: "dashboard".into(),
+                    requests_per_sec: 5_000.0,
+                    p50_ms: 2.0,
+                    p99_ms,
+                    max_ms: 20.0,
+                    requests: 50_000,
+                    errors: 0,
+                    peak_rss_mb: 12.0,
+                },
+            ),
             page: PageWeight {
                 bytes: page_bytes,
                 header_bytes: 900,
@@ -955,11 +877,6 @@ mod tests {
     #[test]
     fn the_json_has_the_documented_fields() {
         let json = serde_json::to_value(report(20, 6.5, 30_720, 1)).unwrap();
-        let keys = |value: &serde_json::Value| {
-            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-            keys.sort();
-            keys
-        };
         assert_eq!(
             keys(&json),
             [

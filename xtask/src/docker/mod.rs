@@ -1,5 +1,6 @@
 //! The connection to the Docker engine, shared by image builds and the docker runtime.
 
+pub(crate) mod advice;
 pub(crate) mod endpoint;
 
 use anyhow::bail;
@@ -72,7 +73,7 @@ fn unreachable_message(endpoint: &Endpoint, err: &bollard::errors::Error) -> Str
     format!(
         "the Docker daemon at {} is not answering ({err}); {}",
         endpoint.describe(),
-        crate::prereq::docker_fix_for(endpoint)
+        advice::fix_for(endpoint)
     )
 }
 
@@ -144,7 +145,7 @@ mod tests {
         let message = unreachable_message(&endpoint, &err);
         assert!(message.contains("is not answering"), "{message}");
         assert!(
-            message.ends_with(&crate::prereq::docker_fix_for(&endpoint)),
+            message.ends_with(&advice::fix_for(&endpoint)),
             "the fix for this machine: {message}"
         );
     }

@@ -2,15 +2,15 @@
 //! built from a static binary compiled on the host (fast path) or from the crate's multi-stage
 //! Dockerfile (hosts without the musl target).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::Context;
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, Relay};
+use crate::context::Context;
 use crate::images::context::{self, DockerIgnore, Tar};
 use crate::images::{Image, build, hash};
 use crate::platform::Platform;
@@ -112,7 +112,7 @@ pub(crate) async fn ensure_app(
 ) -> anyhow::Result<Image> {
     let build = Build {
         repository: format!("wander/{}", app.name()),
-        platform: Platform::for_apps(ctx, docker).await?,
+        platform: Platform::for_apps(ctx.config().platform, docker).await?,
         extra_labels: HashMap::new(),
     };
     ensure(ctx, docker, app, &build, on_progress).await
@@ -266,7 +266,7 @@ fn rustc() -> Cmd {
 /// `rustc -vV`: the compiler's exact version, an input of every binary.
 fn rustc_version(ctx: &Context) -> anyhow::Result<String> {
     let cmd = rustc().arg("-vV");
-    let output = cmd.output(ctx)?;
+    let output = cmd.output(ctx.ui())?;
     if !output.status.success() {
         bail!(
             "`{cmd}` failed ({}); check the Rust installation with `rustup show`",
@@ -279,7 +279,7 @@ fn rustc_version(ctx: &Context) -> anyhow::Result<String> {
 /// Whether the standard library for `target` is installed in the active toolchain.
 pub(crate) fn musl_installed(ctx: &Context, target: &str) -> anyhow::Result<bool> {
     let cmd = rustc().args(["--print", "sysroot"]);
-    let output = cmd.output(ctx)?;
+    let output = cmd.output(ctx.ui())?;
     if !output.status.success() {
         bail!(
             "`{cmd}` failed ({}); check the Rust installation with `rustup show`",
@@ -408,7 +408,7 @@ async fn cargo_build(
         ));
     }
     on_progress(&format!("$ {cmd}"));
-    let mut child = cmd.spawn_piped(ctx)?;
+    let mut child = cmd.spawn_piped(ctx.ui())?;
     let stdout = child
         .stdout
         .take()
@@ -420,7 +420,7 @@ async fn cargo_build(
     let mut stdout = BufReader::new(stdout).lines();
     let mut stderr = BufReader::new(stderr).lines();
     let mut executable = None;
-    let mut tail = VecDeque::new();
+    let mut messages = Relay::new(on_progress, 20);
     let (mut stdout_open, mut stderr_open) = (true, true);
     while stdout_open || stderr_open {
         tokio::select! {
@@ -432,13 +432,7 @@ async fn cargo_build(
             }
             line = stderr.next_line(), if stderr_open => {
                 match line.context("reading cargo's messages")? {
-                    Some(line) => {
-                        on_progress(&line);
-                        if tail.len() == 20 {
-                            tail.pop_front();
-                        }
-                        tail.push_back(line);
-                    }
+                    Some(line) => messages.line(line),
                     None => stderr_open = false,
                 }
             }
@@ -449,8 +443,7 @@ async fn cargo_build(
         .await
         .with_context(|| format!("waiting for `{cmd}`"))?;
     if !status.success() {
-        let tail: Vec<String> = tail.into();
-        bail!("`{cmd}` failed ({status}):\n{}", tail.join("\n"));
+        bail!("`{cmd}` failed ({status}):\n{}", messages.last_lines());
     }
     executable.with_context(|| format!("`{cmd}` reported no {name} executable"))
 }
@@ -632,7 +625,7 @@ mod tests {
         env: Vec<String>,
         expected_log: &str,
     ) -> String {
-        let ctx = crate::Context::for_tests();
+        let ctx = crate::context::Context::for_tests();
         let build = Build {
             repository: format!("wander-xtask-test/{}-{}", app.name(), std::process::id()),
             platform: Platform::of(docker).await.unwrap(),
@@ -706,7 +699,7 @@ mod tests {
     #[tokio::test]
     async fn without_the_musl_target_the_dockerfile_is_built_or_the_error_says_what_to_do() {
         let docker = crate::docker::connect().await.unwrap();
-        let root = crate::Context::for_tests().root().to_owned();
+        let root = crate::context::Context::for_tests().root().to_owned();
         let test = "images-app-fallback";
         let reference = format!("wander-xtask-test/fallback-{}:x", std::process::id());
         let transcript = Transcript::default();

@@ -63,7 +63,10 @@ struct Dependency {
 
 /// `cargo metadata` of the workspace at `root`, without resolving registry dependencies (no
 /// network, a few tens of milliseconds).
-pub(crate) fn cargo_metadata(ctx: &crate::Context, root: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn cargo_metadata(
+    ctx: &crate::context::Context,
+    root: &Path,
+) -> anyhow::Result<Vec<u8>> {
     let cmd = Cmd::cargo()
         .args([
             "metadata",
@@ -74,7 +77,7 @@ pub(crate) fn cargo_metadata(ctx: &crate::Context, root: &Path) -> anyhow::Resul
             "--manifest-path",
         ])
         .arg(root.join("Cargo.toml"));
-    let output = cmd.output(ctx)?;
+    let output = cmd.output(ctx.ui())?;
     if !output.status.success() {
         bail!(
             "`{cmd}` failed ({}): {}",
@@ -276,7 +279,7 @@ testkit = { path = "testkit" }
     };
 
     fn hash_of(root: &Path, package: &str, extra: &[&str], recipe: &Recipe<'_>) -> String {
-        let metadata = cargo_metadata(&crate::Context::for_tests(), root).unwrap();
+        let metadata = cargo_metadata(&crate::context::Context::for_tests(), root).unwrap();
         let mut dirs = package_dirs(&metadata, package).unwrap();
         dirs.extend(extra.iter().map(|dir| (*dir).to_owned()));
         let ignore = DockerIgnore::load(root).unwrap();
@@ -293,7 +296,7 @@ testkit = { path = "testkit" }
     #[test]
     fn an_app_is_made_of_its_crate_and_its_path_dependencies_but_not_its_dev_dependencies() {
         let dir = workspace();
-        let metadata = cargo_metadata(&crate::Context::for_tests(), dir.path()).unwrap();
+        let metadata = cargo_metadata(&crate::context::Context::for_tests(), dir.path()).unwrap();
         assert_eq!(package_dirs(&metadata, "api").unwrap(), ["api", "contract"]);
         assert_eq!(package_dirs(&metadata, "web").unwrap(), ["contract", "web"]);
         let err = package_dirs(&metadata, "nope").unwrap_err();
@@ -302,8 +305,8 @@ testkit = { path = "testkit" }
 
     #[test]
     fn our_apps_depend_on_the_shared_crates_only() {
-        let root = crate::Context::for_tests().root().to_owned();
-        let metadata = cargo_metadata(&crate::Context::for_tests(), &root).unwrap();
+        let root = crate::context::Context::for_tests().root().to_owned();
+        let metadata = cargo_metadata(&crate::context::Context::for_tests(), &root).unwrap();
         assert_eq!(
             package_dirs(&metadata, "api").unwrap(),
             ["api", "contract", "servicekit"]

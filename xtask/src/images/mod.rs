@@ -15,7 +15,7 @@ use bollard::Docker;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt as _;
 
-use crate::Context;
+use crate::context::Context;
 
 /// A local image ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(crate) struct Resolved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// Named in `manifests/`: the official image, for which a stand-in honouring its contract
-    /// is the documented fallback (DESIGN.md decision 4).
+    /// is the documented fallback (docs/design.md, "Stand-in images where no registry answers").
     Manifest,
     /// Asked for with `WANDER_<SERVICE>_IMAGE`: exactly that image, or an error.
     Override,
@@ -152,7 +152,7 @@ pub(crate) async fn resolve_stack(
         }
     }
     let engine = crate::platform::Platform::of(docker).await?;
-    let apps = crate::platform::Platform::for_apps(ctx, docker).await?;
+    let apps = crate::platform::Platform::for_apps(ctx.config().platform, docker).await?;
     if apps != engine {
         on_notice(&format!(
             "the apps are built for {apps} (WANDER_PLATFORM) and the engine runs {engine}: their containers start only where the engine emulates {apps} (binfmt_misc with qemu-user-static)"

@@ -1,11 +1,12 @@
-//! Stand-in PostgreSQL and Redis images, built locally where no registry is reachable (DESIGN.md
-//! decision 4): a slimmed Debian root filesystem from debootstrap, imported through the Engine API,
-//! and two small images on top that honour the official images' contract.
+//! Stand-in PostgreSQL and Redis images, built locally where no registry is reachable
+//! (docs/design.md, "Stand-in images where no registry answers"): a slimmed Debian root
+//! filesystem from debootstrap, imported through the Engine API, and two small images on top
+//! that honour the official images' contract.
 //!
 //! Every tag is a hash of its recipe, so an image is built once and reused until the recipe (the
 //! package list, the mirror, the scripts under `xtask/images/standin/`) changes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, BufRead as _, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -19,8 +20,8 @@ use nix::sys::signal::Signal;
 
 use super::Image;
 use super::build::{build, image_exists};
-use crate::Context;
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, Relay};
+use crate::context::Context;
 
 /// Bumped whenever the way the base is made changes in a way the other inputs do not show.
 const RECIPE_VERSION: u32 = 1;
@@ -381,7 +382,7 @@ async fn run_streaming(
     let (reader, writer) = io::pipe().context("creating a pipe")?;
     let stderr = writer.try_clone().context("duplicating a pipe")?;
     // The command keeps the only write ends: reading ends when the program (and its children) do.
-    let mut child = ChildGuard(Some(cmd.spawn(ctx, writer, stderr)?));
+    let mut child = ChildGuard(Some(cmd.spawn(ctx.ui(), writer, stderr)?));
     let (sender, mut lines) = tokio::sync::mpsc::channel::<String>(64);
     let reading = tokio::task::spawn_blocking(move || {
         let mut reader = BufReader::new(reader);
@@ -397,16 +398,11 @@ async fn run_streaming(
             }
         }
     });
-    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    let mut output = Relay::new(on_progress, TAIL_LINES);
     while let Some(line) = lines.recv().await {
-        if line.is_empty() {
-            continue;
+        if !line.is_empty() {
+            output.line(line);
         }
-        on_progress(&line);
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
     }
     reading.await.context("the output reader failed")?;
     let status = child
@@ -414,10 +410,9 @@ async fn run_streaming(
         .await
         .with_context(|| format!("waiting for `{cmd}`"))?;
     if !status.success() {
-        let tail: Vec<String> = tail.into();
         bail!(
             "`{cmd}` failed ({status}); its last output:\n{}",
-            tail.join("\n")
+            output.last_lines()
         );
     }
     Ok(())
@@ -511,7 +506,7 @@ impl Drop for Workdir<'_> {
             let _ = Cmd::new("umount")
                 .arg("--lazy")
                 .arg(&mount)
-                .output(self.ctx);
+                .output(self.ctx.ui());
         }
         if mounted(dir.path()).is_empty() {
             drop(dir);

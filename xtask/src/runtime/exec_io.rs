@@ -204,6 +204,31 @@ impl<F: AsFd> Drop for RawMode<F> {
     }
 }
 
+/// The command of `shell`: an interactive `/bin/sh` (with a terminal), or `sh -c` of `words`
+/// (what came after `--`).
+pub(crate) fn shell_command(words: &[String]) -> (Vec<String>, ExecIo) {
+    let interactive = words.is_empty();
+    let command = if interactive {
+        vec!["/bin/sh".to_owned()]
+    } else {
+        vec!["/bin/sh".to_owned(), "-c".to_owned(), words.join(" ")]
+    };
+    let io = ExecIo {
+        tty: interactive,
+        forward_stdin: true,
+        env: Vec::new(),
+    };
+    (command, io)
+}
+
+/// A remote exit code as ours: 0-255 as they are, anything else as a failure.
+pub(crate) fn exit_code(code: i64) -> std::process::ExitCode {
+    u8::try_from(code).map_or(
+        std::process::ExitCode::FAILURE,
+        std::process::ExitCode::from,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;

@@ -1,5 +1,6 @@
 //! The stack as `manifests/` describes it: typed Kubernetes objects, the service graph in
-//! dependency order, and the host ports (DESIGN.md decision 1).
+//! dependency order, and the host ports (docs/design.md, "One description of the stack, read
+//! strictly").
 //!
 //! [`Stack::load`] is the only way in: it reads the files `kustomization.yaml` lists, in that
 //! order, rejects unknown fields anywhere (see [`strict`]), and cross-checks what the runtimes rely
@@ -27,9 +28,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub(crate) use env::{check_secret_name, container_env, expand_env};
+pub(crate) use graph::NAME_LABEL;
 pub(crate) use kind_config::KindCluster;
 
-/// The Secret the xtask generates (never stored in `manifests/`, DESIGN.md decision 6).
+/// The Secret the xtask generates, never stored in `manifests/` (docs/design.md, "Secrets
+/// generated into .wander/").
 pub(crate) const SECRET_NAME: &str = "wander-secrets";
 /// The Secret key holding PostgreSQL's password.
 pub(crate) const SECRET_POSTGRES_PASSWORD: &str = "postgres-password";
@@ -180,7 +183,7 @@ pub(crate) struct HostPortMapping {
     /// The Service's nodePort (what kind maps the host port to).
     pub(crate) node_port: u16,
     pub(crate) host_port: u16,
-    /// Always a loopback address (DESIGN.md decision 7; checked at load).
+    /// Always a loopback address (docs/design.md, "Reachable on 127.0.0.1 only"; checked at load).
     pub(crate) listen_address: IpAddr,
     pub(crate) protocol: String,
 }
@@ -249,6 +252,20 @@ impl Stack {
                 known.join(", ")
             )
         })
+    }
+
+    /// The Service `name`, or an error listing the ones the stack has.
+    pub(crate) fn named_service(&self, name: &str) -> anyhow::Result<&StackService> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "no Service named {name:?}; the stack has: {}",
+                    known.join(", ")
+                )
+            })
     }
 
     /// The Services that select `workload`'s pods.

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use futures_util::{FutureExt as _, StreamExt as _};
 
 use super::ensure_for;
-use crate::Context;
+use crate::context::Context;
 
 /// On everything these tests create, so that clean-up finds exactly that.
 const TEST_LABEL: (&str, &str) = ("dev.wander.test", "standin");

@@ -259,23 +259,7 @@ async fn run_piped(
     stderr: &mut (impl Write + Send),
 ) -> anyhow::Result<i64> {
     let (id, output, stdin) = start(docker, container, cmd, env, input.is_some(), None).await?;
-    let drain = drain(output, stdout, stderr);
-    if let Some(input) = input {
-        let pump = pump(input, stdin);
-        tokio::pin!(drain, pump);
-        let mut pumping = true;
-        loop {
-            tokio::select! {
-                result = &mut drain => { result?; break; }
-                // A failure to forward input (the command stopped reading, or exited) is
-                // not the command's failure; its exit code tells.
-                _ = &mut pump, if pumping => pumping = false,
-            }
-        }
-    } else {
-        drop(stdin);
-        drain.await?;
-    }
+    attach((output, stdin), stdout, stderr, input, None).await?;
     exit_code(docker, &id).await
 }
 
@@ -315,7 +299,7 @@ async fn run_on_terminal(
     let size = (terminal.size)();
     let input = Input::reopen(terminal.input).context("opening our terminal to forward keys")?;
     let (id, output, stdin) = start(docker, container, cmd, env, true, Some(size)).await?;
-    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+    let winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .context("listening for terminal size changes")?;
     // Engines older than API 1.42 ignore the size given at creation; set it again.
     resize(docker, &id, size).await;
@@ -323,18 +307,85 @@ async fn run_on_terminal(
     let _raw = RawMode::enable(terminal.input).context("switching the terminal to raw mode")?;
     // With a terminal inside, everything arrives as one stream; nothing goes to stderr.
     let mut no_stderr = std::io::sink();
-    let drain = drain(output, terminal.output, &mut no_stderr);
-    let pump = pump(input, stdin);
+    let follow = FollowSize {
+        winch,
+        docker,
+        id: &id,
+        size: terminal.size,
+    };
+    attach(
+        (output, stdin),
+        terminal.output,
+        &mut no_stderr,
+        Some(input),
+        Some(follow),
+    )
+    .await?;
+    exit_code(docker, &id).await
+}
+
+/// An exec's terminal following the size of ours: the signal that ours changed, and the exec
+/// to tell.
+struct FollowSize<'a> {
+    winch: tokio::signal::unix::Signal,
+    docker: &'a Docker,
+    id: &'a str,
+    /// Our terminal's current size as (rows, columns).
+    size: fn() -> (u16, u16),
+}
+
+impl FollowSize<'_> {
+    /// Gives the exec's terminal the size ours has now.
+    async fn resize(&self) {
+        resize(self.docker, self.id, (self.size)()).await;
+    }
+}
+
+/// The next change of our terminal's size when `follow` is there; never otherwise (nor once
+/// the signal can no longer come).
+async fn size_changed(follow: Option<&mut FollowSize<'_>>) {
+    if let Some(follow) = follow
+        && follow.winch.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Connects a started exec until its output ends: the output written to the sinks, `input`
+/// (if any) forwarded to its stdin, which is then closed (at once without input), and with
+/// `follow` the size of our terminal passed on to its terminal.
+async fn attach(
+    (output, stdin): (Output, Stdin),
+    stdout: &mut (impl Write + Send),
+    stderr: &mut (impl Write + Send),
+    input: Option<Input>,
+    mut follow: Option<FollowSize<'_>>,
+) -> anyhow::Result<()> {
+    let drain = drain(output, stdout, stderr);
+    let pump = async {
+        match input {
+            // A failure to forward input (the command stopped reading, or exited) is not the
+            // command's failure; its exit code tells.
+            Some(input) => {
+                let _ = pump(input, stdin).await;
+            }
+            None => drop(stdin),
+        }
+    };
     tokio::pin!(drain, pump);
     let mut pumping = true;
     loop {
         tokio::select! {
-            result = &mut drain => { result?; break; }
-            _ = &mut pump, if pumping => pumping = false,
-            Some(()) = winch.recv() => resize(docker, &id, (terminal.size)()).await,
+            result = &mut drain => return result,
+            () = &mut pump, if pumping => pumping = false,
+            () = size_changed(follow.as_mut()) => {
+                if let Some(follow) = &follow {
+                    follow.resize().await;
+                }
+            }
         }
     }
-    exit_code(docker, &id).await
 }
 
 /// Tells the exec's terminal its new size; a failure only leaves the old size.

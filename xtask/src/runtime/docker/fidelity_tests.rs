@@ -1,13 +1,14 @@
 //! The docker runtime against the real engine, field by field: each test is a row of the table in
-//! `docs/docker-runtime.md` and shows, from inside the container, that the field does what the
-//! kubelet makes it do. The pods run the toolbox image (busybox) as a non-root user.
+//! docs/design.md, "The docker runtime, field by field", and shows, from inside the container,
+//! that the field does what the kubelet makes it do. The pods run the toolbox image (busybox) as a non-root user.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::kubelet::{self, Events, Shared};
-use super::plan::{self, ContainerPlan, LogLimits};
+use super::plan::{self, ContainerPlan};
 use super::{Applied, DockerRuntime, exec, names::Names};
+use crate::config::LogLimits;
 use crate::images::toolbox::testing::with_engine;
 use crate::stack::Stack;
 
@@ -828,7 +829,7 @@ async fn http_and_tcp_probes_are_judged_by_status_code_and_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_redis_probe_fails_when_redis_answers_with_an_error() {
     with_engine("fid-redis", |docker, _toolbox| async move {
-        let ctx = crate::Context::for_tests();
+        let ctx = crate::context::Context::for_tests();
         let stack = Stack::load(&ctx.root().join("manifests")).unwrap();
         let redis = stack.workload("redis").unwrap();
         let manifest_image = redis.pod_spec.containers[0].image.clone().unwrap();

@@ -35,7 +35,7 @@ use super::DockerRuntime;
 use super::names::{LABEL_SUPERVISION, Names};
 use super::plan::Supervision;
 use super::probe::{self, Change, Probe, Target, Tracker};
-use crate::Context;
+use crate::context::Context;
 
 /// How often the stack's containers are listed (new ones supervised, removed ones dropped).
 const DISCOVER: Duration = Duration::from_secs(1);

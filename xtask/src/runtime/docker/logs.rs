@@ -10,8 +10,12 @@ use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::stream::{self, StreamExt as _};
 use time::OffsetDateTime;
 
-use crate::runtime::logs_format::{LineBuffer, LineFormat};
-pub(crate) use crate::runtime::logs_format::{LogOptions, Since, parse_since};
+use anyhow::bail;
+
+use super::session::Session;
+use crate::context::Context;
+use crate::runtime::logs_format::{LineBuffer, LineFormat, LogOptions, Since};
+use crate::runtime::secrets::SecretsMode;
 
 /// One container whose output to show, under the name of the service it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +47,7 @@ pub(crate) async fn stream(
     docker: &Docker,
     targets: &[Target],
     opts: &LogOptions,
-    out: &mut (impl Write + Send),
+    out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let mut builder = LogsOptionsBuilder::new()
         .follow(opts.follow)
@@ -127,6 +131,40 @@ pub(crate) async fn stream(
 struct Pending {
     stdout: LineBuffer,
     stderr: LineBuffer,
+}
+
+/// The lines of `service`'s container, or of every container of the stack, to `out`; a service
+/// the manifests do not know fails before anything is printed.
+pub(crate) async fn show(
+    ctx: &Context,
+    service: Option<&str>,
+    options: &LogOptions,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let session = Session::open(ctx, SecretsMode::Existing).await?;
+    if let Some(name) = service {
+        session.workload(name)?;
+    }
+    let containers = session.runtime.containers().await?;
+    let targets: Vec<Target> = session
+        .stack
+        .workloads
+        .iter()
+        .filter(|w| service.is_none_or(|name| name == w.name))
+        .filter_map(|w| {
+            containers
+                .iter()
+                .find(|c| c.workload == w.name)
+                .map(|c| Target {
+                    service: w.name.clone(),
+                    container: c.name.clone(),
+                })
+        })
+        .collect();
+    if targets.is_empty() {
+        bail!("no containers to show logs of: start the stack with `cargo xtask dev`");
+    }
+    stream(session.runtime.docker(), &targets, options, out).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The docker runtime: the stack's manifests run as containers on one Docker network, like
-//! `podman kube play` (DESIGN.md decision 2). Everything it creates is labelled with the stack,
-//! so `status`, `logs` and `down` find exactly what this tool owns.
+//! `podman kube play` (docs/design.md, "Two runtimes, one set of manifests"). Everything it
+//! creates is labelled with the stack, so `status`, `logs` and `down` find exactly what this
+//! tool owns.
 
+pub(crate) mod database;
+pub(crate) mod down;
 pub(crate) mod exec;
 #[cfg(test)]
 mod fidelity_tests;
@@ -9,10 +12,14 @@ pub(crate) mod kubelet;
 pub(crate) mod logs;
 pub(crate) mod names;
 pub(crate) mod plan;
+pub(crate) mod port_forward;
 pub(crate) mod probe;
 pub(crate) mod readiness;
 pub(crate) mod session;
+pub(crate) mod shell;
+pub(crate) mod status;
 pub(crate) mod supported;
+pub(crate) mod up;
 pub(crate) mod volumes;
 
 use std::collections::{BTreeSet, HashMap};
@@ -611,7 +618,7 @@ mod tests {
 
     /// The redis workload of the manifests as a plan running `sleep` in the toolbox image.
     fn sleeping_plan(names: &Names, toolbox: &str, files: &std::path::Path) -> ContainerPlan {
-        let root = crate::Context::for_tests().root().to_owned();
+        let root = crate::context::Context::for_tests().root().to_owned();
         let stack = Stack::load(&root.join("manifests")).unwrap();
         let redis = stack.workload("redis").unwrap();
         let image = redis.pod_spec.containers[0].image.clone().unwrap();

@@ -2,8 +2,8 @@
 //! into a [`ContainerPlan`], pure and testable, and from it the Engine API's create request.
 //!
 //! Each pod-spec field is either done as the kubelet does it or refused by name
-//! ([`super::supported`]); `docs/docker-runtime.md` has the table of what maps to what, with the
-//! test that shows each row. In short: a Deployment or StatefulSet becomes one container (one
+//! ([`super::supported`]); docs/design.md, "The docker runtime, field by field", has the table
+//! of what maps to what, with the test that shows each row. In short: a Deployment or StatefulSet becomes one container (one
 //! replica: this is a laptop); the Services selecting it become network aliases, and a Service
 //! with a host port mapping in `kind-config.yaml` is published on that host address; `envFrom`/
 //! `env` become environment variables with Kubernetes' `$(VAR)` expansion; an `emptyDir` becomes
@@ -26,7 +26,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 
 use super::names::{LABEL_PLAN, LABEL_STACK, LABEL_SUPERVISION, LABEL_WORKLOAD, Names};
-use super::probe::{self, Probes};
+use super::probe::{self, Probes, Published};
+pub(crate) use crate::config::LogLimits;
 use crate::stack::{self, Stack, Workload};
 use crate::state::Secrets;
 
@@ -105,23 +106,6 @@ pub(crate) struct FsGroup {
     pub(crate) only_on_root_mismatch: bool,
 }
 
-/// Log rotation, as the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub(crate) struct LogLimits {
-    pub(crate) max_size_bytes: u64,
-    pub(crate) max_files: u32,
-}
-
-impl Default for LogLimits {
-    /// The kubelet's defaults: 10 MiB, 5 files.
-    fn default() -> Self {
-        Self {
-            max_size_bytes: 10 * 1024 * 1024,
-            max_files: 5,
-        }
-    }
-}
-
 /// A ConfigMap or Secret volume as files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct FileMount {
@@ -188,15 +172,6 @@ impl FileMount {
         };
         dir.to_string_lossy().into_owned()
     }
-}
-
-/// A container port published on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Published {
-    pub(crate) service: String,
-    pub(crate) container_port: u16,
-    pub(crate) host_ip: String,
-    pub(crate) host_port: u16,
 }
 
 /// What the runtime's kubelet needs to supervise a container, carried by the container itself
@@ -771,7 +746,12 @@ mod tests {
 
     impl Fixture {
         fn new() -> Self {
-            let stack = Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap();
+            let stack = Stack::load(
+                &crate::context::Context::for_tests()
+                    .root()
+                    .join("manifests"),
+            )
+            .unwrap();
             let images = stack
                 .workloads
                 .iter()

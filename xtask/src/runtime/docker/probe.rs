@@ -15,8 +15,6 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::plan::Published;
-
 /// One probe action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Check {
@@ -148,6 +146,15 @@ pub(crate) fn to_port(port: i32) -> anyhow::Result<u16> {
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| anyhow!("{port} is not a TCP port"))
+}
+
+/// A container port published on the host (a probe of that port goes there first).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Published {
+    pub(crate) service: String,
+    pub(crate) container_port: u16,
+    pub(crate) host_ip: String,
+    pub(crate) host_port: u16,
 }
 
 /// Where a probe goes: the container, its address on the stack network and its published ports.

@@ -8,12 +8,11 @@ use anyhow::{anyhow, bail};
 use super::DockerRuntime;
 use super::names::Names;
 use super::plan::{self, ContainerPlan, Inputs};
-use crate::Context;
+use crate::context::Context;
+use crate::runtime::database::{DATABASE_WORKLOAD, database_login, psql};
+use crate::runtime::secrets::SecretsMode;
 use crate::stack::{Stack, Workload};
 use crate::state::Secrets;
-
-/// The workload that holds the database: `db-shell` and `seed` talk to it.
-pub(crate) const DATABASE_WORKLOAD: &str = "postgres";
 
 /// One command's view of the stack on the docker runtime.
 #[derive(Debug)]
@@ -29,27 +28,14 @@ pub(crate) struct Session {
     pub(crate) log: super::plan::LogLimits,
 }
 
-/// Whether secrets may be created: only `dev` does; the others need an existing stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SecretsMode {
-    Generate,
-    Existing,
-}
-
 impl Session {
     /// Loads the manifests (with the `WANDER_*` overrides) and the secrets, then connects to the
     /// engine; only `dev` passes `Generate`, every other command needs the secrets of an earlier
     /// `dev`.
     pub(crate) async fn open(ctx: &Context, secrets: SecretsMode) -> anyhow::Result<Self> {
         let stack = ctx.config().load_stack()?;
+        let secrets = crate::runtime::secrets::secrets(ctx, secrets)?;
         let state = ctx.state();
-        state.check_permissions()?;
-        let secrets = match secrets {
-            SecretsMode::Generate => state.secrets_or_generate()?,
-            SecretsMode::Existing => state.secrets()?.ok_or_else(|| {
-                anyhow!("the stack has not been started here yet: run `cargo xtask dev` first")
-            })?,
-        };
         let docker = crate::docker::connect().await?;
         Ok(Self {
             runtime: DockerRuntime::new(docker, Names::new(ctx.config().stack_name.as_str())),
@@ -118,7 +104,7 @@ impl Session {
             .find(|p| p.workload == DATABASE_WORKLOAD)
             .ok_or_else(|| anyhow!("the manifests have no {DATABASE_WORKLOAD} workload"))?;
         // The same login the kind runtime uses, read from the manifests the same way.
-        let login = crate::runtime::kind::session::database_login(&self.stack, &self.secrets)?;
+        let login = database_login(&self.stack, &self.secrets)?;
         let running = self
             .runtime
             .inspect(&plan.container_name)
@@ -169,25 +155,6 @@ impl Database {
     pub(crate) fn psql(&self, extra: &[&str]) -> Vec<String> {
         psql(&self.user, &self.name, extra)
     }
-}
-
-/// `psql` as `user` on `database`, quiet and stopping at the first error, then `extra`.
-pub(crate) fn psql(user: &str, database: &str, extra: &[&str]) -> Vec<String> {
-    let mut cmd: Vec<String> = [
-        "psql",
-        "--no-psqlrc",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        user,
-        "-d",
-        database,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    cmd.extend(extra.iter().map(|s| (*s).to_owned()));
-    cmd
 }
 
 /// Every image a workload's containers name in the manifests.

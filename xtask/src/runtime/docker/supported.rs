@@ -3,8 +3,9 @@
 //! The manifests are read strictly against the Kubernetes schema, so any field of a PodSpec can
 //! reach the docker runtime. A field it does not act on must not pass silently (the pod would
 //! behave differently from the cluster's), so each field set in a pod template is held against
-//! the list below, which `docs/docker-runtime.md` explains row by row: a field not listed, or a
-//! value the runtime cannot honour, is refused with its path and what to do instead.
+//! the list below, which docs/design.md, "The docker runtime, field by field", explains row by
+//! row: a field not listed, or a value the runtime cannot honour, is refused with its path and
+//! what to do instead.
 
 use anyhow::bail;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -139,7 +140,7 @@ fn walk(value: &Value, pattern: &[String], shown: &str) -> anyhow::Result<()> {
                     Allowed::Yes => {}
                     Allowed::OnTheWay => walk(inner, &step, &at)?,
                     Allowed::No => bail!(
-                        "{at}: the docker runtime does not carry out this field; remove it, or run this stack on a cluster (`--runtime kind`). docs/docker-runtime.md lists what the docker runtime supports"
+                        "{at}: the docker runtime does not carry out this field; remove it, or run this stack on a cluster (`--runtime kind`). docs/design.md (\"The docker runtime, field by field\") lists what the docker runtime supports"
                     ),
                 }
             }
@@ -413,7 +414,9 @@ volumes:
 
     #[test]
     fn the_stacks_own_manifests_pass() {
-        let root = crate::Context::for_tests().root().join("manifests");
+        let root = crate::context::Context::for_tests()
+            .root()
+            .join("manifests");
         let stack = crate::stack::Stack::load(&root).unwrap();
         for workload in &stack.workloads {
             check(&workload.pod_spec).unwrap_or_else(|err| panic!("{}: {err}", workload.name));

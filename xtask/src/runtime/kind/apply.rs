@@ -189,8 +189,9 @@ fn apply_rank(stack: &Stack, planned: &Planned) -> usize {
     }
 }
 
-/// The Secret `wander-secrets` with every key of `secrets` (DESIGN.md decision 6), as `data`
-/// (base64 on the wire): what the server stores, so a second apply compares equal.
+/// The Secret `wander-secrets` with every key of `secrets` (docs/design.md, "Secrets generated
+/// into .wander/"), as `data` (base64 on the wire): what the server stores, so a second apply
+/// compares equal.
 pub(crate) fn secret(namespace: &str, secrets: &Secrets) -> Secret {
     let data = secrets
         .entries()

@@ -1,6 +1,6 @@
 //! The kube-rs client for the kind cluster: built from a kubeconfig for exactly one context,
-//! the cluster's own (`kind-wander` by default) unless `--context` names another (DESIGN.md
-//! decision 8).
+//! the cluster's own (`kind-wander` by default) unless `--context` names another (docs/design.md,
+//! "Only its own cluster, unless told otherwise").
 //!
 //! The kubeconfig is kind's own (`kind get kubeconfig`), so the user's current context, whatever
 //! it is, is never picked up by accident; only an explicit `--context` reads the user's

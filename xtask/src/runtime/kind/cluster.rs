@@ -13,8 +13,8 @@ use std::process::Output;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use crate::Context;
 use crate::cmd::Cmd;
+use crate::context::Context;
 use crate::stack::KindCluster;
 
 /// How long `kind create cluster` waits for the control plane to be ready.
@@ -59,7 +59,7 @@ impl<'a> KindCli<'a> {
             Cmd::new("kind")
                 .args(args)
                 .env("DOCKER_HOST", &engine.host)
-                .output(ctx)
+                .output(ctx.ui())
         })
     }
 
@@ -80,7 +80,7 @@ impl<'a> KindCli<'a> {
     }
 
     /// The kube context kind writes for the cluster, `kind-<name>`: the only one the xtask uses
-    /// unless told otherwise (DESIGN.md decision 8).
+    /// unless told otherwise (docs/design.md, "Only its own cluster, unless told otherwise").
     pub(crate) fn context(&self) -> String {
         format!("kind-{}", self.name)
     }
@@ -260,8 +260,8 @@ pub(crate) fn kind_missing() -> String {
 
 /// The kube context to use: ours (`kind-<name>`) when the current one is it, any context named
 /// with `--context` (`requested`), and a refusal for everything else, so that a command meant
-/// for the local stack never lands on a shared cluster that happens to be current (DESIGN.md
-/// decision 8).
+/// for the local stack never lands on a shared cluster that happens to be current (docs/design.md,
+/// "Only its own cluster, unless told otherwise").
 pub(crate) fn check_context(
     requested: Option<&str>,
     current: &str,

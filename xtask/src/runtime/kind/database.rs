@@ -7,8 +7,34 @@ use anyhow::{Context as _, anyhow};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
+use super::exec;
 use super::portforward::Tunnel;
 use super::session::KindSession;
+use crate::context::Context;
+use crate::runtime::database::{DATABASE_WORKLOAD, load_over, psql};
+use crate::runtime::exec_io::ExecIo;
+
+/// psql in a ready database pod with `extra` arguments; ends with psql's exit code.
+pub(crate) async fn db_shell(ctx: &Context, extra: &[&str], io: &ExecIo) -> anyhow::Result<i64> {
+    let session = KindSession::open(ctx).await?;
+    let login = session.database()?;
+    let namespace = session.namespace();
+    let pod = exec::ready_pod(&session.client, namespace, DATABASE_WORKLOAD).await?;
+    let command = psql(&login.user, &login.database, extra);
+    exec::run(&session.client, namespace, &pod, None, &command, io).await
+}
+
+/// `seed` under a step titled `title`, over a port-forward to the database's Service.
+pub(crate) async fn seed(ctx: &Context, reset: bool, title: &str) -> anyhow::Result<()> {
+    let session = KindSession::open(ctx).await?;
+    let step = ctx.ui().step(title);
+    let loaded = async {
+        let mut db = connect(&session, PATIENCE).await?;
+        load_over(db.connection(), &session.root, reset).await
+    };
+    step.conclude(loaded.await, Clone::clone)?;
+    Ok(())
+}
 
 /// How long a connection waits for a ready database pod.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);

@@ -7,6 +7,53 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
 
+use super::cluster::KindCli;
+use super::session::KindSession;
+use crate::context::Context;
+use crate::runtime::report::DownOptions;
+
+/// Deletes the cluster, or with `keep_cluster` only the stack's namespace (the data goes with
+/// either).
+pub(crate) async fn run(ctx: &Context, args: &DownOptions) -> anyhow::Result<()> {
+    // No manifests needed when the whole cluster goes: `down` must work when they are broken.
+    if !args.keep_cluster {
+        let kind = KindCli::new(ctx);
+        if let Some(other) = ctx.kube_context().filter(|&named| named != kind.context()) {
+            bail!(
+                "`down` deletes its own kind cluster {}, never `--context {other}`; `--keep-cluster --context {other}` deletes only the stack's namespace there",
+                kind.name()
+            );
+        }
+        let step = ctx
+            .ui()
+            .step(format!("Deleting the kind cluster {}", kind.name()));
+        let deleted = kind.delete_if_exists(ctx.state().path());
+        step.conclude(deleted, |existed| {
+            if *existed {
+                "deleted, with the stack's data".to_owned()
+            } else {
+                "there was none".to_owned()
+            }
+        })?;
+        return Ok(());
+    }
+    let session = KindSession::open(ctx).await?;
+    let namespace = session.namespace().to_owned();
+    let step = ctx.ui().step(format!("Deleting the namespace {namespace}"));
+    let deleted = delete_namespace(&session.client, &namespace, NAMESPACE_GONE).await;
+    step.conclude(deleted, |existed| {
+        if *existed {
+            "deleted, with the stack's data; the cluster is kept".to_owned()
+        } else {
+            "there was none".to_owned()
+        }
+    })?;
+    Ok(())
+}
+
+/// How long `down --keep-cluster` waits for the namespace's pods and volumes to go.
+const NAMESPACE_GONE: Duration = Duration::from_secs(180);
+
 /// How often the namespace is looked at while it is being deleted.
 const POLL: Duration = Duration::from_millis(500);
 

@@ -20,8 +20,7 @@ pub(crate) struct Finding {
     pub(crate) fix: String,
 }
 
-/// The label our manifests put on every pod, naming the service `cargo xtask logs` takes.
-const SERVICE_LABEL: &str = "app.kubernetes.io/name";
+use crate::stack::NAME_LABEL as SERVICE_LABEL;
 
 /// Longest piece of a Kubernetes message kept in a cause; scheduler and pull messages can run long.
 const MAX_MESSAGE: usize = 300;

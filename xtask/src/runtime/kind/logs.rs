@@ -32,6 +32,34 @@ const WATCH_SECONDS: u32 = 240;
 /// How much of a log stream is read at once.
 const CHUNK: usize = 8192;
 
+/// The lines of `service`'s pods, or of every workload's, to `out`; a service the manifests do
+/// not know fails before anything is printed.
+pub(crate) async fn show(
+    ctx: &crate::context::Context,
+    service: Option<&str>,
+    options: &LogOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<()> {
+    let session = super::session::KindSession::open(ctx).await?;
+    let services: Vec<String> = match service {
+        Some(name) => vec![session.stack.named_workload(name)?.name.clone()],
+        None => session
+            .stack
+            .workloads
+            .iter()
+            .map(|w| w.name.clone())
+            .collect(),
+    };
+    stream(
+        &session.client,
+        session.namespace(),
+        &services,
+        options,
+        out,
+    )
+    .await
+}
+
 /// Streams the logs of `services` (one, or all of them in manifest order) in `namespace` to
 /// `out`: until every container's log has been read (without `follow`), or for as long as the
 /// future is polled (with `follow`; the caller drops it on Ctrl-C, which closes every request).

@@ -1,5 +1,5 @@
-//! The kind runtime: the stack on a local kind cluster, driven through kube-rs (DESIGN.md
-//! decision 2), with no kubectl or helm.
+//! The kind runtime: the stack on a local kind cluster, driven through kube-rs (docs/design.md,
+//! "Server-side apply through kube-rs, no kubectl"), with no kubectl or helm.
 //!
 //! - `cluster`: the cluster's lifecycle through the one `kind` runner; `client`: the kube
 //!   client, for kind's own context only unless `--context` names another.
@@ -24,6 +24,7 @@ pub(crate) mod logs;
 pub(crate) mod portforward;
 pub(crate) mod rollout;
 pub(crate) mod session;
+pub(crate) mod shell;
 pub(crate) mod status;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -31,4 +32,4 @@ pub(crate) mod up;
 pub(crate) mod wait;
 
 /// The label our manifests put on every pod, naming its service (and workload).
-pub(crate) const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub(crate) use crate::stack::NAME_LABEL;

@@ -398,5 +398,39 @@ pub(crate) fn target_port(ports: &[ServicePort], port: u16, pod: &Pod) -> Result
         .map_err(|_| anyhow!("its port {port} targets {number}, not a port number"))
 }
 
+/// On kind, through kube-rs: each connection goes to a ready pod of the Service, the same one
+/// while it stays ready, a new one when it goes (a rollout, a crash).
+pub(crate) async fn forward(
+    ctx: &crate::context::Context,
+    service: &str,
+    local: Option<u16>,
+) -> anyhow::Result<()> {
+    let session = super::session::KindSession::open(ctx).await?;
+    let name = service;
+    let service = session.stack.named_service(name)?;
+    let port = service
+        .ports
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("Service {name} has no port"))?
+        .port;
+    let local = local.unwrap_or(port);
+    let listener = bind(local).await?;
+    eprintln!(
+        "forwarding 127.0.0.1:{local} -> service {}:{port} in namespace {}; Ctrl-C stops",
+        name,
+        session.namespace()
+    );
+    let ui = ctx.ui().clone();
+    let forwarder = Forwarder::new(
+        ServicePods::new(&session.client, session.namespace(), name, port),
+        PATIENCE,
+        move |event: &str| ui.note(event),
+    );
+    serve(std::sync::Arc::new(forwarder), listener).await
+}
+
+/// How long a connection waits for a ready pod (during a rollout) before it is dropped.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 #[cfg(test)]
 mod tests;

@@ -11,15 +11,25 @@ use kube::api::{Api, ListParams};
 
 use super::explain;
 use super::session::KindSession;
+use crate::runtime::report::{ServiceStatus, StatusReport};
 use crate::stack::{Stack, Workload};
-use crate::status::{Report, ServiceStatus};
 
 /// The label the control plane puts on a Service's EndpointSlices.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
+/// The report of the stack this context names, on its cluster (or `--context`'s).
+pub(crate) async fn report(ctx: &crate::context::Context) -> anyhow::Result<StatusReport> {
+    let session = KindSession::open(ctx).await?;
+    let context = ctx.kube_context().map_or_else(
+        || super::cluster::KindCli::new(ctx).context(),
+        str::to_owned,
+    );
+    collect(&session, &context).await
+}
+
 /// Reads the namespace's pods, events and endpoints once, and reports every workload of the
 /// manifests; `context` names the cluster in the report.
-pub(crate) async fn collect(session: &KindSession, context: &str) -> anyhow::Result<Report> {
+pub(crate) async fn collect(session: &KindSession, context: &str) -> anyhow::Result<StatusReport> {
     let namespace = session.namespace();
     let client = &session.client;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -57,7 +67,7 @@ pub(crate) async fn collect(session: &KindSession, context: &str) -> anyhow::Res
             service_status(workload, &mine, &events, ports, now)
         })
         .collect();
-    Ok(Report {
+    Ok(StatusReport {
         runtime: "kind",
         stack: format!("{context}/{namespace}"),
         healthy: !services.is_empty() && services.iter().all(|s| s.health == "healthy"),

@@ -2,7 +2,6 @@
 //! nodes, the manifests applied, each workload rolled out and answering, then the seed.
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -15,13 +14,15 @@ use super::apply::{self, Applied};
 use super::cluster::{Ensured, KindCli};
 use super::database::{self, Database};
 use super::portforward::Tunnel;
-use super::session::{self, KindSession, service_port};
+use super::session::KindSession;
 use super::{client, load, wait};
-use crate::Context;
-use crate::dev::{self, Args};
+use crate::context::Context;
 use crate::images::{self, Resolved};
 use crate::prereq;
-use crate::runtime::docker::session::SecretsMode;
+use crate::runtime::checks;
+use crate::runtime::database::{DATABASE_WORKLOAD, load_over, service_port};
+use crate::runtime::report::{UpOptions, UpReport};
+use crate::runtime::secrets::{SecretsMode, secrets};
 use crate::stack::{Stack, Workload};
 
 /// How often the nodes are looked at while they are not Ready.
@@ -29,7 +30,7 @@ const NODE_POLL: Duration = Duration::from_secs(1);
 
 /// `dev` on kind; refuses a `--context` other than its own cluster's, since the images are loaded
 /// into that cluster's nodes.
-pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpReport> {
     let kind = KindCli::new(ctx);
     if let Some(other) = ctx.kube_context().filter(|&named| named != kind.context()) {
         bail!(
@@ -37,8 +38,7 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         );
     }
     let ui = ctx.ui();
-    let started = Instant::now();
-    let timeout = Duration::from_secs(args.timeout);
+    let timeout = options.timeout;
 
     let step = ui.step("Checking prerequisites");
     let checked = async {
@@ -49,8 +49,8 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
             ports: ports.clone(),
             owned_ports: node_host_ports(ctx).await,
         };
-        dev::require_prerequisites(ctx, &step, &options).await?;
-        let secrets = session::secrets(ctx, SecretsMode::Generate)?;
+        checks::require_prerequisites(ctx, &step, &options).await?;
+        let secrets = secrets(ctx, SecretsMode::Generate)?;
         let docker = crate::docker::connect().await?;
         if let Some(apps) = ctx.config().platform {
             let engine = crate::platform::Platform::of(&docker).await?;
@@ -188,7 +188,7 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
             Some(database) => database,
             None => database::connect(&session, database::PATIENCE).await?,
         };
-        crate::seed::load_over(database.connection(), &session.root, false).await
+        load_over(database.connection(), &session.root, false).await
     }
     .await;
     step.conclude(seeded, Clone::clone)?;
@@ -210,19 +210,11 @@ pub(crate) async fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> 
         .iter()
         .filter(|w| workload_changed(&applied, w))
         .count();
-    dev::summary(
-        ctx,
-        &urls,
+    Ok(UpReport {
+        urls,
         changed,
-        session.stack.workloads.len(),
-        started.elapsed(),
-    );
-    let web = urls
-        .iter()
-        .find(|(service, _)| service == "web")
-        .map(|(_, url)| format!("{url}/"));
-    dev::open_dashboard(ctx, args, web.as_deref());
-    Ok(ExitCode::SUCCESS)
+        total: session.stack.workloads.len(),
+    })
 }
 
 /// Whether the apply changed `workload`'s object (so its pods rolled).
@@ -318,7 +310,7 @@ async fn verify(
     database: &mut Option<Database>,
 ) -> anyhow::Result<String> {
     match workload.name.as_str() {
-        crate::runtime::docker::session::DATABASE_WORKLOAD => {
+        DATABASE_WORKLOAD => {
             let mut connected = database::connect(session, database::PATIENCE).await?;
             database::check(&mut connected).await?;
             *database = Some(connected);
@@ -334,9 +326,9 @@ async fn verify(
                 return Ok("ready".to_owned());
             };
             if name == "api" {
-                dev::api_health(&format!("{url}/health"), timeout).await
+                checks::api_health(&format!("{url}/health"), timeout).await
             } else {
-                let response = dev::get_when_answering(&url, timeout)
+                let response = checks::get_when_answering(&url, timeout)
                     .await
                     .with_context(|| format!("GET {url} (through kind's port mapping)"))?;
                 if !response.status().is_success() {

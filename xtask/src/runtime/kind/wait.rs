@@ -21,8 +21,7 @@ use super::explain;
 use super::rollout::{self, Rollout};
 use crate::stack::WorkloadKind;
 
-/// The label our manifests put on every pod, naming its workload.
-const NAME_LABEL: &str = "app.kubernetes.io/name";
+use crate::stack::NAME_LABEL;
 
 /// How many log lines of a crashing container the error shows.
 const LOG_LINES: i64 = 20;

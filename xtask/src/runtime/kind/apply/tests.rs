@@ -11,7 +11,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::Context;
+use crate::context::Context;
 
 /// One request as the fake server saw it.
 #[derive(Debug, Clone)]

@@ -9,7 +9,12 @@ use super::*;
 use crate::runtime::kind::testing::{lines, ok, scripted};
 
 fn stack() -> Stack {
-    Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
+    Stack::load(
+        &crate::context::Context::for_tests()
+            .root()
+            .join("manifests"),
+    )
+    .unwrap()
 }
 
 /// A pod of `service`: `ready`, its container `waiting` for a reason (or running), restarted
@@ -200,7 +205,7 @@ async fn collect_reads_the_namespace_once_and_reports_every_workload() {
         list("EventList", Vec::new()),
         list("EndpointSliceList", vec![slice("api", &[true])]),
     ]));
-    let ctx = crate::Context::for_tests();
+    let ctx = crate::context::Context::for_tests();
     let secrets = serde_json::from_str(r#"{"postgres_password":"p","api_token":"t"}"#).unwrap();
     let session = KindSession::new(&ctx, stack(), secrets, client);
     let report = collect(&session, "kind-wander").await.unwrap();

@@ -83,7 +83,12 @@ async fn nodes_that_stay_unready_fail_the_wait_with_their_reason() {
 }
 
 fn stack() -> Stack {
-    Stack::load(&crate::Context::for_tests().root().join("manifests")).unwrap()
+    Stack::load(
+        &crate::context::Context::for_tests()
+            .root()
+            .join("manifests"),
+    )
+    .unwrap()
 }
 
 #[test]
