@@ -152,7 +152,7 @@ pub(crate) async fn resolve_stack(
         }
     }
     let engine = crate::platform::Platform::of(docker).await?;
-    let apps = crate::platform::Platform::for_apps(ctx.config().platform, docker).await?;
+    let apps = ctx.config().platform.unwrap_or(engine);
     if apps != engine {
         on_notice(&format!(
             "the apps are built for {apps} (WANDER_PLATFORM) and the engine runs {engine}: their containers start only where the engine emulates {apps} (binfmt_misc with qemu-user-static)"

@@ -138,12 +138,7 @@ mod tests {
     use super::*;
 
     fn stack() -> Stack {
-        Stack::load(
-            &crate::context::Context::for_tests()
-                .root()
-                .join("manifests"),
-        )
-        .unwrap()
+        Stack::of_repository()
     }
 
     fn secrets() -> Secrets {

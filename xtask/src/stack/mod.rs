@@ -254,6 +254,17 @@ impl Stack {
         })
     }
 
+    /// The repository's own manifests, as tests read them.
+    #[cfg(test)]
+    pub(crate) fn of_repository() -> Self {
+        Self::load(
+            &crate::context::Context::for_tests()
+                .root()
+                .join("manifests"),
+        )
+        .expect("the repository's manifests load")
+    }
+
     /// The Service `name`, or an error listing the ones the stack has.
     pub(crate) fn named_service(&self, name: &str) -> anyhow::Result<&StackService> {
         self.services

@@ -335,6 +335,11 @@ impl DockerRuntime {
         }
     }
 
+    /// Whether the container `name` exists and its process runs ([`is_running`]).
+    pub(crate) async fn is_running(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(self.inspect(name).await?.as_ref().is_some_and(is_running))
+    }
+
     /// A running container's address on the stack network (`None`: absent or stopped).
     pub(crate) async fn address(&self, name: &str) -> anyhow::Result<Option<String>> {
         Ok(self

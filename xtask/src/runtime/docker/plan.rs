@@ -746,12 +746,7 @@ mod tests {
 
     impl Fixture {
         fn new() -> Self {
-            let stack = Stack::load(
-                &crate::context::Context::for_tests()
-                    .root()
-                    .join("manifests"),
-            )
-            .unwrap();
+            let stack = Stack::of_repository();
             let images = stack
                 .workloads
                 .iter()

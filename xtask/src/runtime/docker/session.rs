@@ -105,14 +105,7 @@ impl Session {
             .ok_or_else(|| anyhow!("the manifests have no {DATABASE_WORKLOAD} workload"))?;
         // The same login the kind runtime uses, read from the manifests the same way.
         let login = database_login(&self.stack, &self.secrets)?;
-        let running = self
-            .runtime
-            .inspect(&plan.container_name)
-            .await?
-            .and_then(|c| c.state)
-            .and_then(|s| s.running)
-            .unwrap_or(false);
-        if !running {
+        if !self.runtime.is_running(&plan.container_name).await? {
             bail!("the database is not running: start the stack with `cargo xtask dev`");
         }
         Ok(Database {

@@ -14,14 +14,7 @@ pub(crate) async fn shell(ctx: &Context, service: &str, words: &[String]) -> any
     let session = Session::open(ctx, SecretsMode::Existing).await?;
     session.workload(service)?;
     let container = session.names().container(service);
-    let running = session
-        .runtime
-        .inspect(&container)
-        .await?
-        .and_then(|c| c.state)
-        .and_then(|s| s.running)
-        .unwrap_or(false);
-    if !running {
+    if !session.runtime.is_running(&container).await? {
         bail!("{service} is not running: start the stack with `cargo xtask dev`");
     }
     let (command, io) = shell_command(words);

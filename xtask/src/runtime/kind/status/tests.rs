@@ -9,12 +9,7 @@ use super::*;
 use crate::runtime::kind::testing::{lines, ok, scripted};
 
 fn stack() -> Stack {
-    Stack::load(
-        &crate::context::Context::for_tests()
-            .root()
-            .join("manifests"),
-    )
-    .unwrap()
+    Stack::of_repository()
 }
 
 /// A pod of `service`: `ready`, its container `waiting` for a reason (or running), restarted

@@ -83,12 +83,7 @@ async fn nodes_that_stay_unready_fail_the_wait_with_their_reason() {
 }
 
 fn stack() -> Stack {
-    Stack::load(
-        &crate::context::Context::for_tests()
-            .root()
-            .join("manifests"),
-    )
-    .unwrap()
+    Stack::of_repository()
 }
 
 #[test]
