@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::context::RuntimeKind;
 use crate::{
-    bench, completions, db_shell, dev, doctor, down, logs, port_forward, seed, shell, sqlx_prepare,
-    status, test,
+    bench, completions, db_shell, dev, doctor, down, logs, port_forward, restart, seed, shell,
+    sqlx_prepare, status, test,
 };
 
 /// Sets up, tests and runs the Wander stack on this machine.
@@ -56,6 +56,9 @@ pub(crate) enum Command {
     Status(status::Args),
     /// Show the logs of one service, or of all of them with a coloured prefix per service.
     Logs(logs::Args),
+    /// Replace one service's container (or pods, on kind) with a new one from the same image,
+    /// without a rebuild, and wait until it is ready and answering.
+    Restart(restart::Args),
     /// Open a shell next to a service (in its network and process namespaces).
     Shell(shell::Args),
     /// Open psql on the stack's database, or run one statement with `-c`.

@@ -32,6 +32,7 @@ mod platform;
 mod port_forward;
 mod port_holder;
 mod prereq;
+mod restart;
 mod runtime;
 mod seed;
 mod setup;
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
         Command::Down(args) => run_async(&ctx, Stop::Resumable, down::run(&ctx, args)),
         Command::Status(args) => run_async(&ctx, Stop::Quiet, status::run(&ctx, args)),
         Command::Logs(args) => run_async(&ctx, Stop::Quiet, logs::run(&ctx, args)),
+        Command::Restart(args) => run_async(&ctx, Stop::Resumable, restart::run(&ctx, args)),
         Command::Shell(args) => run_async(&ctx, Stop::Quiet, shell::run(&ctx, args)),
         Command::DbShell(args) => run_async(&ctx, Stop::Quiet, db_shell::run(&ctx, args)),
         Command::Seed(args) => run_async(&ctx, Stop::Resumable, seed::run(&ctx, args)),

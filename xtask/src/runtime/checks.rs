@@ -1,5 +1,5 @@
 //! What `up` checks on either runtime: the machine's prerequisites before anything starts, and
-//! that the API answers `/health` once it is ready.
+//! that each published service answers once it is ready.
 
 use std::time::Duration;
 
@@ -58,6 +58,24 @@ pub(crate) async fn api_health(url: &str, timeout: Duration) -> anyhow::Result<S
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A page of a published service (`name`) answers at `url` with a success: `GET / 200`.
+pub(crate) async fn page_answers(
+    url: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let response = get_when_answering(url, timeout)
+        .await
+        .with_context(|| format!("GET {url} (on its host port)"))?;
+    if !response.status().is_success() {
+        bail!(
+            "GET {url} answered {}; `cargo xtask logs {name}` says why",
+            response.status()
+        );
+    }
+    Ok(format!("GET / {}", response.status().as_u16()))
 }
 
 /// `GET url`, retried while the connection fails (refused, reset, timed out) for up to

@@ -10,6 +10,8 @@ use crate::state::Secrets;
 
 /// The workload that holds the database: `db-shell` and `seed` talk to it.
 pub(crate) const DATABASE_WORKLOAD: &str = "postgres";
+/// The Service of the API, whose cache a seed clears.
+const API_SERVICE: &str = "api";
 
 /// How to log in to the stack's database, from the postgres workload's environment.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,6 +133,42 @@ pub(crate) async fn load_over(
         .await
         .context("counting the seeded rows")?;
     Ok(counts)
+}
+
+/// How long the API may take to clear its cache after a seed.
+const CACHE_CLEAR_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rows written with psql bypass the API, whose Redis cache would go on serving what it read
+/// before (a dashboard rendered before the seed, the rows before a `seed --reset`) until its TTL.
+/// So a seed ends as a write through the API does: the cache dropped, by `DELETE /api/cache`
+/// on the API's host port with the stack's token. Says what happened, for the seed's summary.
+pub(crate) async fn clear_api_cache(stack: &Stack, secrets: &Secrets) -> String {
+    let Some(mapping) = stack.host_port_of(API_SERVICE) else {
+        return "the API is not published on the host, so its cache was not cleared".to_owned();
+    };
+    let url = format!(
+        "http://{}:{}/api/cache",
+        mapping.listen_address, mapping.host_port
+    );
+    let sent = async {
+        reqwest::Client::builder()
+            .timeout(CACHE_CLEAR_PATIENCE)
+            .build()?
+            .delete(&url)
+            .bearer_auth(&secrets.api_token)
+            .send()
+            .await
+    };
+    match sent.await {
+        Ok(response) if response.status().is_success() => "API cache cleared".to_owned(),
+        Ok(response) => format!(
+            "the API's cache was not cleared (DELETE {url} answered {}): it may serve older rows for up to CACHE_TTL_SECS",
+            response.status()
+        ),
+        Err(err) => format!(
+            "the API's cache was not cleared (DELETE {url}: {err}): once the API runs, `cargo xtask seed` clears it"
+        ),
+    }
 }
 
 #[cfg(test)]

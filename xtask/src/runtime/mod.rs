@@ -23,7 +23,7 @@ use std::io::Write;
 use crate::context::Context;
 use exec_io::ExecIo;
 use logs_format::LogOptions;
-use report::{DownOptions, StatusReport, UpOptions, UpReport};
+use report::{Change, DownOptions, Replaced, StatusReport, UpOptions, UpReport};
 
 pub(crate) use crate::context::RuntimeKind;
 
@@ -33,6 +33,41 @@ impl RuntimeKind {
         match self {
             Self::Docker => docker::up::up(ctx, options).await,
             Self::Kind => kind::up::up(ctx, options).await,
+        }
+    }
+
+    /// `restart` and the watch loop: one workload replaced as `change` says (new images, or a
+    /// new container or pod of the same), then ready and answering. A failure says whether the
+    /// version before still serves.
+    pub(crate) async fn replace(
+        self,
+        ctx: &Context,
+        workload: &str,
+        change: Change<'_>,
+        timeout: std::time::Duration,
+        on_progress: &(dyn Fn(&str) + Sync),
+    ) -> anyhow::Result<Replaced> {
+        match self {
+            Self::Docker => {
+                Box::pin(docker::replace::replace(
+                    ctx,
+                    workload,
+                    change,
+                    timeout,
+                    on_progress,
+                ))
+                .await
+            }
+            Self::Kind => {
+                Box::pin(kind::replace::replace(
+                    ctx,
+                    workload,
+                    change,
+                    timeout,
+                    on_progress,
+                ))
+                .await
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! What the runtimes hand back to the commands, the same on both: the commands render these and
 //! never look inside a runtime.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -69,4 +70,27 @@ pub(crate) struct DownOptions {
     pub(crate) volumes: bool,
     /// kind: only the stack's namespace, not the cluster.
     pub(crate) keep_cluster: bool,
+}
+
+/// What `replace` changes in one workload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change<'a> {
+    /// The same images in a new container or pod (`restart`).
+    Restart,
+    /// These images (manifest reference → local reference, for every image of the workload) in
+    /// place of the running ones: what the watch loop hands over after a rebuild.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the watch loop (issue 15) is its caller")
+    )]
+    Images(&'a BTreeMap<String, String>),
+}
+
+/// One workload replaced and answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replaced {
+    /// Whether anything was replaced: new images that are already running change nothing.
+    pub(crate) changed: bool,
+    /// What proved the new copy works (`GET /health 200`, `PING ok`, ...).
+    pub(crate) detail: String,
 }

@@ -142,6 +142,17 @@ pub(crate) struct Workload {
     pub(crate) volume_claim_templates: Vec<PersistentVolumeClaim>,
 }
 
+impl Workload {
+    /// Every image its containers name in the manifests.
+    pub(crate) fn images(&self) -> Vec<String> {
+        self.pod_spec
+            .containers
+            .iter()
+            .filter_map(|c| c.image.clone())
+            .collect()
+    }
+}
+
 /// A Service: a name other workloads reach one workload by.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StackService {

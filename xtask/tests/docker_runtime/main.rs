@@ -135,10 +135,27 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     assert_eq!(count(&stack), "29");
     stack.run(&["seed"]).assert_ok();
     assert_eq!(count(&stack), "29");
+    // The API's answer is cached now; a seed writes past the API, and clears that cache.
+    let total = || async {
+        let page: Value = reqwest::get(stack.api("/api/deployments?limit=1"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["total"].clone()
+    };
+    assert_eq!(total().await, 29);
     let run = stack.run(&["seed", "--reset"]);
     run.assert_ok();
     assert!(run.stderr.contains("28 deployments"), "{run:#?}");
+    assert!(run.stderr.contains("API cache cleared"), "{run:#?}");
     assert_eq!(count(&stack), "28");
+    assert_eq!(
+        total().await,
+        28,
+        "the API serves rows from before the seed"
+    );
 
     // shell runs a command beside a service without a shell of its own (the API's image).
     let run = stack.run(&["shell", "api", "--", "ps"]);
@@ -236,12 +253,12 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
 
     // WANDER_REDIS_IMAGE runs another image for one service (here the same image under a name
     // of its own, so that it must be found by that name) and replaces that service only.
-    let status = |stack: &TestStack| -> Value {
+    let status_of = |stack: &TestStack| -> Value {
         let run = stack.run(&["status", "--json"]);
         run.assert_ok();
         serde_json::from_str(&run.stdout).unwrap()
     };
-    let redis_image = status(&stack)["services"][1]["image"]
+    let redis_image = status_of(&stack)["services"][1]["image"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -275,12 +292,30 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     run.assert_ok();
     assert!(run.stderr.contains("(1 of 4 services changed)"), "{run:#?}");
     assert!(run.stderr.contains("Starting redis replaced"), "{run:#?}");
-    let status = status(&stack);
+    let status = status_of(&stack);
     assert_eq!(
         status["services"][1]["image"],
         override_image.as_str(),
         "{status}"
     );
+    assert_eq!(status["healthy"], true, "{status}");
+
+    // restart: the dashboard in a new container of the same image, the rest untouched.
+    let before = container_ids(&stack.name).await;
+    let web_image = status["services"][3]["image"].clone();
+    let run = stack.run(&["restart", "web"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("restarted · GET / 200"), "{run:#?}");
+    let after = container_ids(&stack.name).await;
+    assert_eq!(
+        before.iter().filter(|id| after.contains(id)).count(),
+        3,
+        "only the dashboard's container may change"
+    );
+    let html = reqwest::get(stack.web("/")).await.unwrap();
+    assert_eq!(html.status(), 200);
+    let status = status_of(&stack);
+    assert_eq!(status["services"][3]["image"], web_image, "{status}");
     assert_eq!(status["healthy"], true, "{status}");
 
     // down keeps the data unless asked; down --volumes leaves nothing behind.
@@ -621,6 +656,7 @@ fn commands_name_the_services_there_are_when_given_an_unknown_one() {
         &["logs", "apii"][..],
         &["shell", "nope"],
         &["port-forward", "nope"],
+        &["restart", "nope"],
     ] {
         let run = stack.run(args);
         run.assert_fails_with("postgres, redis, api, web");

@@ -26,8 +26,8 @@ pub(crate) async fn seed(ctx: &Context, reset: bool, title: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Runs the seed (after the reset when asked) with psql in the database container, and says
-/// how many rows each table holds.
+/// Runs the seed (after the reset when asked) with psql in the database container, clears the
+/// API's cache, and says how many rows each table holds.
 pub(crate) async fn load(session: &Session, reset: bool) -> anyhow::Result<String> {
     let db = session.database().await?;
     for script in database::scripts(&session.root, reset) {
@@ -63,5 +63,6 @@ pub(crate) async fn load(session: &Session, reset: bool) -> anyhow::Result<Strin
             counts.stderr_text().trim()
         );
     }
-    Ok(counts.stdout_text().trim().to_owned())
+    let cache = database::clear_api_cache(&session.stack, &session.secrets).await;
+    Ok(format!("{} · {cache}", counts.stdout_text().trim()))
 }

@@ -15,6 +15,7 @@ pub(crate) mod plan;
 pub(crate) mod port_forward;
 pub(crate) mod probe;
 pub(crate) mod readiness;
+pub(crate) mod replace;
 pub(crate) mod session;
 pub(crate) mod shell;
 pub(crate) mod status;
@@ -181,15 +182,8 @@ impl DockerRuntime {
         let existing = self.inspect(name).await?;
         let applied = match existing {
             Some(current) => {
+                self.check_ours(name, &current)?;
                 let labels = current.config.as_ref().and_then(|c| c.labels.as_ref());
-                let ours = labels
-                    .and_then(|l| l.get(LABEL_STACK))
-                    .is_some_and(|s| s == self.names.stack());
-                if !ours {
-                    bail!(
-                        "a container named {name} exists but was not created by this tool; remove it (`docker rm -f {name}`) or choose another stack name with WANDER_STACK"
-                    );
-                }
                 let same_plan = labels
                     .and_then(|l| l.get(LABEL_PLAN))
                     .is_some_and(|h| *h == plan.hash());
@@ -211,6 +205,37 @@ impl DockerRuntime {
             None => Applied::Created,
         };
         self.create_and_start(plan, applied).await
+    }
+
+    /// Replaces the workload's container with a new one of this plan, even when it runs this
+    /// very plan: `restart`. A workload without a container gets one.
+    pub(crate) async fn recreate(&self, plan: &ContainerPlan) -> anyhow::Result<Applied> {
+        let name = &plan.container_name;
+        let applied = match self.inspect(name).await? {
+            Some(current) => {
+                self.check_ours(name, &current)?;
+                self.stop_and_remove(name, current_grace(&current)).await?;
+                Applied::Replaced
+            }
+            None => Applied::Created,
+        };
+        self.create_and_start(plan, applied).await
+    }
+
+    /// Refuses to touch a container of the stack's name that this tool did not create.
+    fn check_ours(&self, name: &str, current: &ContainerInspectResponse) -> anyhow::Result<()> {
+        let ours = current
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_STACK))
+            .is_some_and(|s| s == self.names.stack());
+        if !ours {
+            bail!(
+                "a container named {name} exists but was not created by this tool; remove it (`docker rm -f {name}`) or choose another stack name with WANDER_STACK"
+            );
+        }
+        Ok(())
     }
 
     /// Creates and starts the plan's container (its volumes and files first); `applied` is what

@@ -57,6 +57,19 @@ impl Session {
         &self,
         images: &BTreeMap<String, String>,
     ) -> anyhow::Result<Vec<ContainerPlan>> {
+        self.stack
+            .workloads
+            .iter()
+            .map(|workload| self.plan(workload, images))
+            .collect()
+    }
+
+    /// The plan of one workload running the given images (which must name its images).
+    pub(crate) fn plan(
+        &self,
+        workload: &Workload,
+        images: &BTreeMap<String, String>,
+    ) -> anyhow::Result<ContainerPlan> {
         let inputs = Inputs {
             stack: &self.stack,
             names: self.runtime.names(),
@@ -65,11 +78,7 @@ impl Session {
             files_root: &self.files_root,
             log: self.log,
         };
-        self.stack
-            .workloads
-            .iter()
-            .map(|workload| plan::plan(workload, &inputs))
-            .collect()
+        plan::plan(workload, &inputs)
     }
 
     /// The plans as the containers run now: each manifest image mapped to the image its
@@ -83,7 +92,7 @@ impl Session {
                 .find(|c| c.workload == workload.name)
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
-            for image in workload_images(workload) {
+            for image in workload.images() {
                 images.insert(image, running.clone());
             }
         }
@@ -148,16 +157,6 @@ impl Database {
     pub(crate) fn psql(&self, extra: &[&str]) -> Vec<String> {
         psql(&self.user, &self.name, extra)
     }
-}
-
-/// Every image a workload's containers name in the manifests.
-pub(crate) fn workload_images(workload: &Workload) -> Vec<String> {
-    workload
-        .pod_spec
-        .containers
-        .iter()
-        .filter_map(|c| c.image.clone())
-        .collect()
 }
 
 #[cfg(test)]

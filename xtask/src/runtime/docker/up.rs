@@ -153,7 +153,7 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
 }
 
 /// After readiness: the check that proves each service does its job, not merely runs.
-async fn verify(
+pub(super) async fn verify(
     session: &Session,
     plan: &ContainerPlan,
     timeout: Duration,
@@ -186,7 +186,10 @@ async fn verify(
             Some(url) => checks::api_health(&url, timeout).await,
             None => Ok("ready".to_owned()),
         },
-        _ => Ok("ready".to_owned()),
+        name => match published_url(plan, "") {
+            Some(url) => checks::page_answers(&url, name, timeout).await,
+            None => Ok("ready".to_owned()),
+        },
     }
 }
 

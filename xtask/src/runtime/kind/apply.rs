@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::images::Resolved;
-use crate::stack::{LOCAL_IMAGE_PREFIX, Object, SECRET_NAME, Stack};
+use crate::stack::{LOCAL_IMAGE_PREFIX, ManifestObject, Object, SECRET_NAME, Stack, Workload};
 use crate::state::Secrets;
 
 /// The field manager of every apply: the fields it sets belong to the xtask, and `force` takes
@@ -109,40 +109,7 @@ pub(crate) fn plan(
     let namespace = stack.namespace.as_str();
     let mut planned = Vec::with_capacity(stack.objects.len() + 1);
     for object in &stack.objects {
-        let what = object.describe();
-        let desired = match object.object.clone() {
-            Object::Namespace(o) => Desired::Namespace(o),
-            Object::ConfigMap(mut o) => {
-                set_namespace(&mut o.metadata, namespace);
-                Desired::ConfigMap(o)
-            }
-            Object::Service(mut o) => {
-                set_namespace(&mut o.metadata, namespace);
-                Desired::Service(o)
-            }
-            Object::PersistentVolumeClaim(mut o) => {
-                set_namespace(&mut o.metadata, namespace);
-                Desired::PersistentVolumeClaim(o)
-            }
-            Object::Deployment(mut o) => {
-                set_namespace(&mut o.metadata, namespace);
-                let template = o.spec.as_mut().map(|spec| &mut spec.template);
-                rewrite_template(template, images, &what)?;
-                Desired::Deployment(o)
-            }
-            Object::StatefulSet(mut o) => {
-                set_namespace(&mut o.metadata, namespace);
-                let template = o.spec.as_mut().map(|spec| &mut spec.template);
-                rewrite_template(template, images, &what)?;
-                Desired::StatefulSet(o)
-            }
-        };
-        planned.push(Planned {
-            what,
-            kind: object.kind,
-            name: object.name.clone(),
-            desired,
-        });
+        planned.push(plan_object(object, namespace, images)?);
     }
     // The dependency graph's order, whatever order the kustomization lists the files in: the
     // namespace, configuration, claims, then each workload after those it depends on, its
@@ -162,6 +129,80 @@ pub(crate) fn plan(
         },
     );
     Ok(planned)
+}
+
+/// One object of the manifests as it is sent: in the stack's namespace, local images rewritten.
+fn plan_object(
+    object: &ManifestObject,
+    namespace: &str,
+    images: &BTreeMap<String, Resolved>,
+) -> anyhow::Result<Planned> {
+    let what = object.describe();
+    let desired = match object.object.clone() {
+        Object::Namespace(o) => Desired::Namespace(o),
+        Object::ConfigMap(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            Desired::ConfigMap(o)
+        }
+        Object::Service(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            Desired::Service(o)
+        }
+        Object::PersistentVolumeClaim(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            Desired::PersistentVolumeClaim(o)
+        }
+        Object::Deployment(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            let template = o.spec.as_mut().map(|spec| &mut spec.template);
+            rewrite_template(template, images, &what)?;
+            Desired::Deployment(o)
+        }
+        Object::StatefulSet(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            let template = o.spec.as_mut().map(|spec| &mut spec.template);
+            rewrite_template(template, images, &what)?;
+            Desired::StatefulSet(o)
+        }
+    };
+    Ok(Planned {
+        what,
+        kind: object.kind,
+        name: object.name.clone(),
+        desired,
+    })
+}
+
+/// Applies the Deployment or StatefulSet of one workload alone, its images pointed at `images`
+/// (which must hold every image of ours it runs): a rebuilt service replaced without touching
+/// the rest of the stack.
+pub(crate) async fn apply_workload(
+    client: &kube::Client,
+    stack: &Stack,
+    workload: &Workload,
+    images: &BTreeMap<String, Resolved>,
+) -> anyhow::Result<Applied> {
+    let object = stack
+        .objects
+        .iter()
+        .find(|o| o.kind == workload.kind.as_str() && o.name == workload.name)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the manifests have no {} {}",
+                workload.kind.as_str(),
+                workload.name
+            )
+        })?;
+    let planned = plan_object(object, &stack.namespace, images)?;
+    let warnings = super::client::warnings();
+    warnings.take();
+    let changed = apply_object(client, &stack.namespace, &planned).await?;
+    Ok(Applied {
+        kind: planned.kind,
+        name: planned.name,
+        changed,
+        warnings: warnings.take(),
+    })
 }
 
 /// Where an object goes in the apply: namespace, ConfigMaps, claims, then per workload in

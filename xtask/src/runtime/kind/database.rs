@@ -30,10 +30,22 @@ pub(crate) async fn seed(ctx: &Context, reset: bool, title: &str) -> anyhow::Res
     let step = ctx.ui().step(title);
     let loaded = async {
         let mut db = connect(&session, PATIENCE).await?;
-        load_over(db.connection(), &session.root, reset).await
+        load(&session, &mut db, reset).await
     };
     step.conclude(loaded.await, Clone::clone)?;
     Ok(())
+}
+
+/// Runs the seed (after the reset when asked) over `db`, clears the API's cache, and says how
+/// many rows each table holds.
+pub(crate) async fn load(
+    session: &KindSession,
+    db: &mut Database,
+    reset: bool,
+) -> anyhow::Result<String> {
+    let counts = load_over(db.connection(), &session.root, reset).await?;
+    let cache = crate::runtime::database::clear_api_cache(&session.stack, &session.secrets).await;
+    Ok(format!("{counts} · {cache}"))
 }
 
 /// How long a connection waits for a ready database pod.

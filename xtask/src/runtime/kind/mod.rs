@@ -22,6 +22,7 @@ pub(crate) mod explain;
 pub(crate) mod load;
 pub(crate) mod logs;
 pub(crate) mod portforward;
+pub(crate) mod replace;
 pub(crate) mod rollout;
 pub(crate) mod session;
 pub(crate) mod shell;

@@ -77,7 +77,7 @@ pub(crate) async fn collect(session: &KindSession, context: &str) -> anyhow::Res
 }
 
 /// Whether `pod` is one of `workload`'s: it carries every label of the pod template.
-fn belongs_to(pod: &Pod, workload: &Workload) -> bool {
+pub(super) fn belongs_to(pod: &Pod, workload: &Workload) -> bool {
     let labels = pod.metadata.labels.as_ref();
     !workload.labels.is_empty()
         && workload
@@ -214,7 +214,8 @@ fn container_statuses(
         .flat_map(|s| s.container_statuses.iter().flatten())
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True: it passes its readiness probes and serves.
+pub(super) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::images::{self, Resolved};
 use crate::prereq;
 use crate::runtime::checks;
-use crate::runtime::database::{DATABASE_WORKLOAD, load_over, service_port};
+use crate::runtime::database::{DATABASE_WORKLOAD, service_port};
 use crate::runtime::report::{UpOptions, UpReport};
 use crate::runtime::secrets::{SecretsMode, secrets};
 use crate::stack::{Stack, Workload};
@@ -188,7 +188,7 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
             Some(database) => database,
             None => database::connect(&session, database::PATIENCE).await?,
         };
-        load_over(database.connection(), &session.root, false).await
+        database::load(&session, &mut database, false).await
     }
     .await;
     step.conclude(seeded, Clone::clone)?;
@@ -303,7 +303,7 @@ async fn start_stopped_nodes(docker: &Docker, nodes: &[String]) -> anyhow::Resul
 
 /// After the rollout: the checks that prove each service does its job, not merely runs. The
 /// database connection is kept for the seed.
-async fn verify(
+pub(super) async fn verify(
     session: &KindSession,
     workload: &Workload,
     timeout: Duration,
@@ -328,16 +328,7 @@ async fn verify(
             if name == "api" {
                 checks::api_health(&format!("{url}/health"), timeout).await
             } else {
-                let response = checks::get_when_answering(&url, timeout)
-                    .await
-                    .with_context(|| format!("GET {url} (through kind's port mapping)"))?;
-                if !response.status().is_success() {
-                    bail!(
-                        "GET {url} answered {}; `cargo xtask logs {name}` says why",
-                        response.status()
-                    );
-                }
-                Ok(format!("GET / {}", response.status().as_u16()))
+                checks::page_answers(&url, name, timeout).await
             }
         }
     }

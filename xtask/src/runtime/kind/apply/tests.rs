@@ -495,6 +495,59 @@ async fn a_new_image_changes_only_the_workload_that_runs_it() {
 }
 
 #[tokio::test]
+async fn one_workload_is_applied_alone_with_only_its_own_images_given() {
+    let server = Arc::new(Mutex::new(FakeApiServer::default()));
+    apply(&server, &Mutex::default()).await.unwrap();
+    server.lock().unwrap().take_seen();
+
+    let stack = manifests();
+    let api = stack.named_workload("api").unwrap();
+    // Only the API's image: the watch loop knows no more after rebuilding it.
+    let images = BTreeMap::from([(
+        "wander/api:dev".to_owned(),
+        resolved("wander/api:h-feedfeedfeed"),
+    )]);
+    let applied = apply_workload(&client(&server), &stack, api, &images)
+        .await
+        .unwrap();
+    assert_eq!((applied.kind, applied.name.as_str()), ("Deployment", "api"));
+    assert!(applied.changed);
+    let seen = server.lock().unwrap().take_seen();
+    let lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    let path = format!("{APPS}/deployments/api");
+    assert_eq!(lines, [format!("GET {path}"), format!("PATCH {path}")]);
+    assert!(
+        seen[1].query.contains("fieldManager=wander-xtask"),
+        "{}",
+        seen[1].query
+    );
+    assert!(seen[1].query.contains("force=true"), "{}", seen[1].query);
+    assert_eq!(
+        container_images(&patched(&seen, &path)),
+        [(
+            "wander/api:h-feedfeedfeed".to_owned(),
+            "IfNotPresent".to_owned()
+        )]
+    );
+
+    // The same image again: the server's copy does not move, nothing rolls.
+    let again = apply_workload(&client(&server), &stack, api, &images)
+        .await
+        .unwrap();
+    assert!(!again.changed);
+
+    // An image of ours the caller did not build is refused before anything is sent.
+    let err = apply_workload(&client(&server), &stack, api, &BTreeMap::new())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("wander/api:dev was not built"),
+        "{err:#}"
+    );
+    assert_eq!(server.lock().unwrap().take_seen().len(), 2);
+}
+
+#[tokio::test]
 async fn a_refused_object_is_named_with_the_servers_words_and_stops_the_apply() {
     let (err, server) = apply_refused(
         format!("{APPS}/deployments/api"),
