@@ -5,11 +5,13 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::{
-    Failures, Figures, Load, LoadArgs, LoadDefaults, LoadRun, ScenarioFigures, Service, Session,
-    Settings, build_release, free_port, http_get, peak_rss_kib, random_token, reset_peak_rss,
-    seeded_database, start_backing, target_dir,
-};
+use super::host::{free_port, target_dir};
+use super::http::http_get;
+use super::load::{Failures, Load, LoadRun, Settings};
+use super::memory::{peak_rss_kib, reset_peak_rss};
+use super::report::{Figures, ScenarioFigures};
+use super::service::{Service, build_release, random_token, seeded_database, start_backing};
+use super::{LoadArgs, LoadDefaults, Session};
 
 /// How long the warm-up pass before a scenario lasts, over one connection: long enough to fill
 /// every cache entry (and the connection pool) so that the measured pass sees the steady state,
@@ -336,8 +338,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::bench::Startup;
-    use crate::bench::tests::{keys, sample_figures};
+    use crate::bench::report::Startup;
+    use crate::bench::testing::{keys, sample_figures};
 
     #[test]
     fn every_scenario_is_named_once_and_its_script_is_in_the_repository() {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use super::{Machine, Session, free_port, generated_at, target_dir, write_json};
+use super::Session;
+use super::host::{free_port, target_dir};
+use super::report::{Machine, generated_at, write_json};
 use crate::ui::Ui;
 
 /// Options of `cargo xtask bench dev`.
@@ -174,15 +176,18 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
 
     let docker = session.runtime.block_on(crate::docker::connect())?;
     let size = |app| -> anyhow::Result<f64> {
-        let image =
-            session
-                .runtime
-                .block_on(crate::images::app::ensure_app(ctx, &docker, app, &|_| {}))?;
+        let image = session.runtime.block_on(crate::images::app::ensure_app(
+            ctx,
+            &docker,
+            app,
+            crate::images::app::Profile::Optimised,
+            &|_| {},
+        ))?;
         let inspected = session
             .runtime
             .block_on(docker.inspect_image(&image.reference))?;
         #[allow(clippy::cast_precision_loss)] // image sizes are far below 2^52 bytes
-        Ok(super::round(
+        Ok(super::report::round(
             inspected.size.unwrap_or(0) as f64 / 1_000_000.0,
             1,
         ))
@@ -219,7 +224,7 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
 fn scenario(name: &'static str, what: &'static str, runs: &[Duration]) -> Scenario {
     let mut seconds: Vec<f64> = runs
         .iter()
-        .map(|d| super::round(d.as_secs_f64(), 2))
+        .map(|d| super::report::round(d.as_secs_f64(), 2))
         .collect();
     let runs_s = seconds.clone();
     seconds.sort_by(f64::total_cmp);

@@ -7,11 +7,15 @@ use std::fmt::Write as _;
 use anyhow::bail;
 use serde::Serialize;
 
-use super::{
-    Failures, Figures, Launch, Load, LoadArgs, LoadDefaults, LoadRun, ScenarioFigures, Service,
-    Session, build_release, free_port, http_fetch, peak_rss_kib, random_token, reset_peak_rss,
-    round, seeded_database, start_backing, target_dir,
+use super::host::{free_port, target_dir};
+use super::http::http_fetch;
+use super::load::{Failures, Load, LoadRun};
+use super::memory::{peak_rss_kib, reset_peak_rss};
+use super::report::{Figures, ScenarioFigures, round};
+use super::service::{
+    Launch, Service, build_release, random_token, seeded_database, start_backing,
 };
+use super::{LoadArgs, LoadDefaults, Session};
 
 /// The targets the figures are compared against in the printout (never enforced).
 const TARGET_DASHBOARD_P99_MS: f64 = 15.0;
@@ -673,8 +677,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::bench::Startup;
-    use crate::bench::tests::{keys, sample_figures};
+    use crate::bench::report::Startup;
+    use crate::bench::testing::{keys, sample_figures};
 
     const ORIGIN: &str = "http://127.0.0.1:3000";
 
