@@ -1,9 +1,10 @@
 # Thin aliases for the targets of the old Makefile: each calls one `cargo xtask` command, which
 # is where the work (and its help: `cargo xtask --help`) lives. Extra flags: `make dev ARGS=--no-open`.
 
-.PHONY: dev down status logs logs-api logs-db logs-web logs-redis shell-api db-shell seed test
+.PHONY: dev watch down status logs logs-api logs-db logs-web logs-redis shell-api db-shell seed test
 
 dev:        ; cargo xtask dev $(ARGS)
+watch:      ; cargo xtask dev --watch $(ARGS)
 down:       ; cargo xtask down $(ARGS)
 status:     ; cargo xtask status $(ARGS)
 logs:       ; cargo xtask logs -f $(ARGS)

@@ -8,7 +8,7 @@ use crate::state::StateDir;
 use crate::ui::{Ui, Verbosity};
 
 /// What every command needs to know about where and how it runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Context {
     /// The repository root: the workspace directory, whatever the current directory is.
     root: PathBuf,
@@ -16,6 +16,8 @@ pub(crate) struct Context {
     ui: Ui,
     /// The runtime asked for on the command line, if any.
     runtime: Option<RuntimeKind>,
+    /// The runtime chosen without one, once (its notice is said once).
+    chosen: std::sync::OnceLock<RuntimeKind>,
     /// The kube context named with `--context`, if any.
     kube: Option<String>,
     /// What the environment configures.
@@ -35,7 +37,18 @@ impl Context {
             root: Self::repository_root(),
             ui: Ui::new(verbosity),
             runtime,
+            chosen: std::sync::OnceLock::new(),
             config,
+        }
+    }
+
+    /// The same context with only failures and warnings shown: for work a command does on
+    /// the side (the watch loop re-applying the manifests) whose own steps would be noise.
+    pub(crate) fn quiet(&self) -> Self {
+        Self {
+            ui: Ui::new(Verbosity::Quiet),
+            runtime: Some(self.runtime()),
+            ..self.clone()
         }
     }
 
@@ -47,8 +60,24 @@ impl Context {
         Self::new(Verbosity::Normal, None, None, config)
     }
 
-    /// The repository root: xtask/ sits directly in it.
+    /// The repository root: the checkout the command runs in (the nearest directory above the
+    /// current one that holds `Cargo.toml`, `xtask/` and `manifests/`), else the one this
+    /// binary was built from. So one binary serves every checkout it is run in: git worktrees
+    /// sharing a `CARGO_TARGET_DIR`, or a test's copy of the repository.
     pub(crate) fn repository_root() -> PathBuf {
+        let is_root = |dir: &Path| {
+            dir.join("Cargo.toml").is_file()
+                && dir.join("xtask/Cargo.toml").is_file()
+                && dir.join("manifests").is_dir()
+        };
+        let here = std::env::current_dir().ok();
+        if let Some(root) = here
+            .iter()
+            .flat_map(|dir| dir.ancestors())
+            .find(|dir| is_root(dir))
+        {
+            return root.to_path_buf();
+        }
         let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
     }
@@ -82,9 +111,11 @@ impl Context {
     /// The runtime to use: the one asked for, else the default (saying which, in one line).
     pub(crate) fn runtime(&self) -> RuntimeKind {
         self.runtime.unwrap_or_else(|| {
-            let (chosen, why) = RuntimeKind::default_for(which::which("kind").is_ok());
-            self.ui.note(why);
-            chosen
+            *self.chosen.get_or_init(|| {
+                let (chosen, why) = RuntimeKind::default_for(which::which("kind").is_ok());
+                self.ui.note(why);
+                chosen
+            })
         })
     }
 }

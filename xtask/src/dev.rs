@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
+use crate::images::app::Profile;
 use crate::runtime::report::{UpOptions, UpReport};
 use crate::ui::human_duration;
 
@@ -14,6 +15,12 @@ pub(crate) struct Args {
     /// Do not open the dashboard in a browser at the end (never opened without a terminal).
     #[arg(long)]
     pub(crate) no_open: bool,
+
+    /// Stay attached: rebuild and replace what a saved file changes, with every service's logs
+    /// in view, until Ctrl-C (which leaves the stack up). Builds the apps in the quick
+    /// `dev-loop` profile; a plain `dev` puts the optimised images back.
+    #[arg(long)]
+    pub(crate) watch: bool,
 
     /// How long each service may take to become ready, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120,
@@ -27,10 +34,18 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = UpOptions {
         timeout: Duration::from_secs(args.timeout),
+        profile: if args.watch {
+            Profile::Loop
+        } else {
+            Profile::Optimised
+        },
     };
     let up = ctx.runtime().up(ctx, &options).await?;
     summary(ctx, &up, started.elapsed());
     open_dashboard(ctx, &args, up.dashboard().as_deref());
+    if args.watch {
+        return crate::watch::watch(ctx, &options, up.images).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -40,6 +55,7 @@ fn summary(ctx: &Context, up: &UpReport, elapsed: Duration) {
         urls,
         changed,
         total,
+        ..
     } = up;
     let ui = ctx.ui();
     let mut lines = vec![String::new()];

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::context::Context;
-use crate::runtime::logs_format::{self, LogOptions, Since};
+use crate::runtime::logs_format::{self, LogOptions, Rendering, Since};
 
 /// Options of `cargo xtask logs`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +20,12 @@ pub(crate) struct Args {
     #[arg(long, value_parser = logs_format::parse_since)]
     pub(crate) since: Option<Since>,
 
+    /// The lines exactly as the services wrote them; without it, the JSON lines of the API and
+    /// the dashboard read as time, level, message and the request's method, path, status and
+    /// latency.
+    #[arg(long)]
+    pub(crate) raw: bool,
+
     /// Only the last N lines of each service.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub(crate) tail: Option<u64>,
@@ -34,6 +40,11 @@ pub(crate) async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         tail: args.tail,
         prefix: args.service.is_none(),
         color: console::colors_enabled(),
+        rendering: if args.raw {
+            Rendering::Raw
+        } else {
+            Rendering::Readable
+        },
     };
     ctx.runtime()
         .logs(

@@ -44,6 +44,7 @@ mod status;
 mod test;
 mod token;
 mod ui;
+mod watch;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum Stop {
     Resumable,
     /// Ctrl-C is how it normally ends (`logs -f`, `port-forward`, a shell) or it only looks.
     Quiet,
+    /// `dev --watch`: Ctrl-C ends the watching, and the stack stays up.
+    Watching,
 }
 
 /// Runs an async command on a fresh runtime. Ctrl-C (or SIGTERM) abandons it at once: dropping
@@ -85,9 +88,14 @@ where
     if let Some(result) = outcome? {
         return result;
     }
-    if stop == Stop::Resumable {
-        ctx.ui()
-            .warn("interrupted; run the same command again to continue where it stopped");
+    match stop {
+        Stop::Resumable => ctx
+            .ui()
+            .warn("interrupted; run the same command again to continue where it stopped"),
+        Stop::Watching => ctx.ui().outcome(
+            "stopped watching; the stack is still up (`cargo xtask down` stops it, `cargo xtask dev --watch` watches again)",
+        ),
+        Stop::Quiet => {}
     }
     Ok(ExitCode::from(interrupt::EXIT_INTERRUPTED))
 }
@@ -112,7 +120,14 @@ fn main() -> ExitCode {
     };
     let ctx = Context::new(verbosity, cli.runtime, cli.context, config);
     let result = match cli.command {
-        Command::Dev(args) => run_async(&ctx, Stop::Resumable, dev::run(&ctx, args)),
+        Command::Dev(args) => {
+            let stop = if args.watch {
+                Stop::Watching
+            } else {
+                Stop::Resumable
+            };
+            run_async(&ctx, stop, dev::run(&ctx, args))
+        }
         Command::Down(args) => run_async(&ctx, Stop::Resumable, down::run(&ctx, args)),
         Command::Status(args) => run_async(&ctx, Stop::Quiet, status::run(&ctx, args)),
         Command::Logs(args) => run_async(&ctx, Stop::Quiet, logs::run(&ctx, args)),

@@ -169,7 +169,15 @@ async fn prepare_images(ctx: &Context) -> anyhow::Result<String> {
     ui.progress("preparing the stack's images (the first time: minutes of compiling)");
     let notice = |line: &str| ui.progress(format!("  {line}"));
     crate::images::app::build_binaries(ctx, &progress).await?;
-    let images = crate::images::resolve_stack(ctx, &docker, &stack, &progress, &notice).await?;
+    let images = crate::images::resolve_stack(
+        ctx,
+        &docker,
+        &stack,
+        crate::images::app::Profile::Optimised,
+        &progress,
+        &notice,
+    )
+    .await?;
     let toolbox = crate::images::toolbox::ensure_toolbox(&docker, &progress).await?;
     let mut names: Vec<String> = images.into_values().map(|image| image.reference).collect();
     names.push(toolbox.reference);

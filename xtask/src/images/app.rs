@@ -19,9 +19,59 @@ use crate::platform::Platform;
 /// show, so that every tag changes with it.
 const RECIPE_VERSION: u32 = 1;
 
-/// The cargo profile of the binaries in the images (root Cargo.toml): release code, built so
-/// that a one-line change relinks quickly.
-const PROFILE: &str = "image";
+/// How the binaries in an app's image are compiled. Both build with the cargo profile `image`
+/// (root Cargo.toml), so the dependencies are compiled once for both; the watch loop's builds
+/// only leave our own crates unoptimised. The choice is an input of the image, and its tag says
+/// it (`loop-` before the hash), so `dev` after `dev --watch` puts the optimised images back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Profile {
+    /// Release code throughout, built so that a one-line change relinks quickly: what `dev`
+    /// runs.
+    #[default]
+    Optimised,
+    /// Our crates at opt-level 0 (a one-line change compiles in about a second), the
+    /// dependencies as optimised as ever: what `dev --watch` runs.
+    Loop,
+}
+
+impl Profile {
+    /// The cargo profile both build with.
+    const CARGO_PROFILE: &str = "image";
+
+    /// What the recipe says of it (an input of the image's tag).
+    fn recipe(self) -> &'static str {
+        match self {
+            Self::Optimised => "image",
+            Self::Loop => "image, workspace crates at opt-level 0",
+        }
+    }
+
+    /// Cargo's `--config` settings on top of the profile: its base level, which only the
+    /// workspace's own crates use (the dependencies have theirs, `package."*"`, in
+    /// Cargo.toml), so their compiled form is the optimised build's.
+    fn cargo_config(self) -> &'static [&'static str] {
+        match self {
+            Self::Optimised => &[],
+            Self::Loop => &["profile.image.opt-level=0"],
+        }
+    }
+
+    /// What the image's tag starts with, before the input hash.
+    fn tag_prefix(self) -> &'static str {
+        match self {
+            Self::Optimised => "",
+            Self::Loop => "loop-",
+        }
+    }
+
+    /// The label value that records it.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Optimised => "optimised",
+            Self::Loop => "loop",
+        }
+    }
+}
 
 /// The numeric user the apps run as: distroless's `nonroot`, which Kubernetes' `runAsNonRoot`
 /// accepts because it is numeric.
@@ -42,7 +92,7 @@ const HOST_CA_BUNDLES: [&str; 3] = [
 ];
 
 /// One of the workspace's servers that runs as an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum App {
     Api,
     Web,
@@ -108,11 +158,13 @@ pub(crate) async fn ensure_app(
     ctx: &Context,
     docker: &Docker,
     app: App,
+    profile: Profile,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Image> {
     let build = Build {
         repository: format!("wander/{}", app.name()),
         platform: Platform::for_apps(ctx.config().platform, docker).await?,
+        profile,
         extra_labels: HashMap::new(),
     };
     ensure(ctx, docker, app, &build, on_progress).await
@@ -123,6 +175,7 @@ pub(crate) async fn ensure_app(
 struct Build {
     repository: String,
     platform: Platform,
+    profile: Profile,
     extra_labels: HashMap<String, String>,
 }
 
@@ -139,11 +192,10 @@ async fn ensure(
     let target = platform.musl_target();
     let rustc = rustc_version(ctx)?;
     let dockerfile = scratch_dockerfile(app);
+    let profile = build.profile.recipe();
     let recipe_text =
-        format!("version {RECIPE_VERSION}\nprofile {PROFILE}\n{dockerfile}{PASSWD}{GROUP}");
-    let metadata = hash::cargo_metadata(ctx, root)?;
-    let mut dirs = hash::package_dirs(&metadata, app.name())?;
-    dirs.extend(app.extra_inputs().iter().map(|dir| (*dir).to_owned()));
+        format!("version {RECIPE_VERSION}\nprofile {profile}\n{dockerfile}{PASSWD}{GROUP}");
+    let dirs = input_dirs(ctx, app)?;
     let ignore = DockerIgnore::load(root)?;
     let inputs = hash::input_hash(
         root,
@@ -155,7 +207,11 @@ async fn ensure(
             target,
         },
     )?;
-    let reference = format!("{repository}:{}", &inputs[..12]);
+    let reference = format!(
+        "{repository}:{}{}",
+        build.profile.tag_prefix(),
+        &inputs[..12]
+    );
     if build::image_exists(docker, &reference).await? {
         return Ok(Image {
             reference,
@@ -163,7 +219,7 @@ async fn ensure(
         });
     }
 
-    let mut labels = labels(app, &inputs);
+    let mut labels = labels(app, &inputs, build.profile);
     labels.extend(
         build
             .extra_labels
@@ -171,7 +227,7 @@ async fn ensure(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     if musl_installed(ctx, target)? {
-        let binary = cargo_build(ctx, app, platform, on_progress).await?;
+        let binary = cargo_build(ctx, app, platform, build.profile, on_progress).await?;
         let context = scratch_context(app, &dockerfile, &binary)?;
         build::build(
             docker,
@@ -206,6 +262,16 @@ async fn ensure(
     })
 }
 
+/// The directories whose files are inputs of `app`'s image (besides [`hash::ROOT_FILES`]): its
+/// crate, its path dependencies and its extra inputs, relative to the root. What the tag is
+/// hashed from, and what `dev --watch` watches: one list for both.
+pub(crate) fn input_dirs(ctx: &Context, app: App) -> anyhow::Result<Vec<String>> {
+    let metadata = hash::cargo_metadata(ctx, ctx.root())?;
+    let mut dirs = hash::package_dirs(&metadata, app.name())?;
+    dirs.extend(app.extra_inputs().iter().map(|dir| (*dir).to_owned()));
+    Ok(dirs)
+}
+
 /// Builds every app's static binary now, for every platform whose musl target is installed,
 /// even when the images exist. `cargo xtask test` does this once, in view, so that the tests
 /// which build images under their own names (the other architecture's among them) find cargo's
@@ -224,7 +290,7 @@ pub(crate) async fn build_binaries(
         // unify their dependencies' features differently and leave `ensure` to compile them
         // again.
         for app in App::ALL {
-            cargo_build(ctx, app, platform, on_progress).await?;
+            cargo_build(ctx, app, platform, Profile::Optimised, on_progress).await?;
         }
     }
     Ok(())
@@ -295,7 +361,7 @@ pub(crate) fn musl_installed(ctx: &Context, target: &str) -> anyhow::Result<bool
 }
 
 /// The labels of an app image: OCI annotations, and the input hash the tag is cut from.
-fn labels(app: App, inputs: &str) -> HashMap<String, String> {
+fn labels(app: App, inputs: &str, profile: Profile) -> HashMap<String, String> {
     [
         (
             "org.opencontainers.image.title",
@@ -309,6 +375,7 @@ fn labels(app: App, inputs: &str) -> HashMap<String, String> {
         ("org.opencontainers.image.version", inputs[..12].to_owned()),
         ("dev.wander.app", app.name().to_owned()),
         ("dev.wander.inputs", inputs.to_owned()),
+        ("dev.wander.profile", profile.label().to_owned()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
@@ -381,6 +448,7 @@ async fn cargo_build(
     ctx: &Context,
     app: App,
     platform: Platform,
+    profile: Profile,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<PathBuf> {
     let name = app.name();
@@ -388,7 +456,7 @@ async fn cargo_build(
     let mut cmd = Cmd::cargo().current_dir(ctx.root()).args([
         "build",
         "--profile",
-        PROFILE,
+        Profile::CARGO_PROFILE,
         "--locked",
         "--target",
         target,
@@ -396,10 +464,14 @@ async fn cargo_build(
         name,
         "--bin",
         name,
-        // Artifacts as JSON on stdout (where the binary is); diagnostics as text on stderr.
-        "--message-format=json-render-diagnostics",
+        // Artifacts and diagnostics as JSON on stdout (where the binary is, which errors);
+        // cargo's own progress as text on stderr.
+        "--message-format=json",
         "--color=never",
     ]);
+    for setting in profile.cargo_config() {
+        cmd = cmd.args(["--config", setting]);
+    }
     let linker = linker_var(target);
     if !platform.is_host() && std::env::var_os(&linker).is_none() {
         cmd = cmd.env(&linker, "rust-lld");
@@ -420,13 +492,17 @@ async fn cargo_build(
     let mut stdout = BufReader::new(stdout).lines();
     let mut stderr = BufReader::new(stderr).lines();
     let mut executable = None;
+    let mut errors = Vec::new();
     let mut messages = Relay::new(on_progress, 20);
     let (mut stdout_open, mut stderr_open) = (true, true);
     while stdout_open || stderr_open {
         tokio::select! {
             line = stdout.next_line(), if stdout_open => {
                 match line.context("reading cargo's output")? {
-                    Some(line) => executable = executable.or_else(|| built_executable(&line, name)),
+                    Some(line) => match compiler_error(&line) {
+                        Some(error) => errors.push(error),
+                        None => executable = executable.or_else(|| built_executable(&line, name)),
+                    },
                     None => stdout_open = false,
                 }
             }
@@ -443,9 +519,63 @@ async fn cargo_build(
         .await
         .with_context(|| format!("waiting for `{cmd}`"))?;
     if !status.success() {
+        if let Some((first, rest)) = errors.split_first() {
+            return Err(CompileError {
+                package: name.to_owned(),
+                first: first.clone(),
+                more: rest.len(),
+            }
+            .into());
+        }
         bail!("`{cmd}` failed ({status}):\n{}", messages.last_lines());
     }
     executable.with_context(|| format!("`{cmd}` reported no {name} executable"))
+}
+
+/// The code of an app does not compile: rustc's first error as it renders it, and how many
+/// more there are (the rest usually follow from the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompileError {
+    /// The package that failed.
+    pub(crate) package: String,
+    /// The first error, in full, as rustc renders it.
+    pub(crate) first: String,
+    /// How many errors follow it.
+    pub(crate) more: usize,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} does not compile:\n{}",
+            self.package,
+            self.first.trim_end()
+        )?;
+        match self.more {
+            0 => Ok(()),
+            1 => write!(f, "\n(and 1 more error)"),
+            more => write!(f, "\n(and {more} more errors)"),
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// The rendered text of an error in a `compiler-message` of cargo; not rustc's closing
+/// "aborting due to N previous errors", which is a count, not an error.
+fn compiler_error(line: &str) -> Option<String> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    let diagnostic = &message["message"];
+    if message["reason"] != "compiler-message"
+        || diagnostic["level"] != "error"
+        || diagnostic["message"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("aborting due to"))
+    {
+        return None;
+    }
+    diagnostic["rendered"].as_str().map(str::to_owned)
 }
 
 /// The executable path in a `compiler-artifact` message of cargo for the binary `name`.
@@ -490,6 +620,36 @@ mod tests {
             None
         );
         assert_eq!(built_executable("Compiling api", "api"), None);
+    }
+
+    #[test]
+    fn compile_errors_are_read_from_cargos_messages_and_the_count_is_not_one() {
+        // As cargo 1.95 prints them with `--message-format=json` (abridged: cargo's
+        // `compiler-message` wraps rustc's JSON diagnostic, whose `rendered` is the text).
+        let error = r#"{"reason":"compiler-message","package_id":"path+file:///w/api#0.1.0","message":{"rendered":"error[E0425]: cannot find value `x` in this scope\n --> api/src/lib.rs:3:5\n  |\n3 |     x\n  |     ^ not found in this scope\n\n","$message_type":"diagnostic","children":[],"level":"error","message":"cannot find value `x` in this scope","spans":[],"code":{"code":"E0425","explanation":null}}}"#;
+        let warning = r#"{"reason":"compiler-message","message":{"rendered":"warning: unused variable\n","level":"warning","message":"unused variable","spans":[],"children":[],"code":null}}"#;
+        let aborting = r#"{"reason":"compiler-message","message":{"rendered":"error: aborting due to 2 previous errors\n\n","level":"error","message":"aborting due to 2 previous errors","spans":[],"children":[],"code":null}}"#;
+        let first = compiler_error(error).unwrap();
+        assert!(
+            first.starts_with("error[E0425]: cannot find value `x`"),
+            "{first}"
+        );
+        assert!(first.contains("--> api/src/lib.rs:3:5"), "{first}");
+        assert_eq!(compiler_error(warning), None);
+        assert_eq!(compiler_error(aborting), None);
+        assert_eq!(compiler_error("   Compiling api v0.1.0"), None);
+
+        let shown = CompileError {
+            package: "api".into(),
+            first,
+            more: 2,
+        }
+        .to_string();
+        assert!(
+            shown.starts_with("api does not compile:\nerror[E0425]"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("\n(and 2 more errors)"), "{shown}");
     }
 
     #[test]
@@ -629,6 +789,7 @@ mod tests {
         let build = Build {
             repository: format!("wander-xtask-test/{}-{}", app.name(), std::process::id()),
             platform: Platform::of(docker).await.unwrap(),
+            profile: Profile::Optimised,
             extra_labels: test_labels(test),
         };
         let repository = &build.repository;

@@ -22,9 +22,12 @@ pub(crate) async fn image_exists(docker: &Docker, reference: &str) -> anyhow::Re
     }
 }
 
-/// Removes the tags of `repository` other than `keep` that no container uses, and returns how
-/// many went: each source change makes a new content-hash tag, and without this the old ones
-/// would pile up. An image some container (running or stopped) was made from keeps all its tags.
+/// Removes the tags of `repository` of `keep`'s kind other than `keep` that no container uses,
+/// and returns how many went: each source change makes a new content-hash tag, and without this
+/// the old ones would pile up. An image some container (running or stopped) was made from keeps
+/// all its tags. A tag's kind is what comes before its hash (`loop-3f9a…` is a watch-loop build,
+/// `3f9a…` an optimised one): each kind keeps its newest, so going back from `dev --watch` to
+/// `dev` with unchanged sources rebuilds nothing.
 pub(crate) async fn prune_other_tags(
     docker: &Docker,
     repository: &str,
@@ -51,12 +54,16 @@ pub(crate) async fn prune_other_tags(
         .filter_map(|c| c.image_id.as_deref())
         .collect();
     let prefix = format!("{repository}:");
+    let kind = tag_kind(keep.strip_prefix(&prefix).unwrap_or(keep));
     let mut removed = 0;
     let unused = images
         .iter()
         .filter(|image| !used.contains(&image.id.as_str()));
     for tag in unused.flat_map(|image| &image.repo_tags) {
-        if !tag.starts_with(&prefix) || tag == keep {
+        let Some(tag_part) = tag.strip_prefix(&prefix) else {
+            continue;
+        };
+        if tag == keep || tag_kind(tag_part) != kind {
             continue;
         }
         match docker
@@ -70,6 +77,12 @@ pub(crate) async fn prune_other_tags(
         }
     }
     Ok(removed)
+}
+
+/// The kind of a content-hash tag: what comes before its last `-` (`loop` in `loop-3f9a…`),
+/// nothing for a bare hash.
+fn tag_kind(tag: &str) -> &str {
+    tag.rsplit_once('-').map_or("", |(kind, _)| kind)
 }
 
 /// Builds `context` (a tar archive with a `Dockerfile` at its root) as `reference`, labelled
@@ -153,6 +166,9 @@ mod tests {
                 (repository.clone(), "old"),
                 (repository.clone(), "used"),
                 (repository.clone(), "new"),
+                // The watch loop's builds: a kind of their own.
+                (repository.clone(), "loop-old"),
+                (repository.clone(), "loop-new"),
                 (format!("{repository}-other"), "old"),
             ] {
                 let mut context = crate::images::context::Tar::default();
@@ -185,9 +201,22 @@ mod tests {
                 exists(format!("{repository}-other:old")).await,
             );
             let second = prune_other_tags(&docker, &repository, &tag("new")).await;
+            let loops_before = (exists(tag("loop-old")).await, exists(tag("loop-new")).await);
+            let loops = prune_other_tags(&docker, &repository, &tag("loop-new")).await;
+            let loops_after = (
+                exists(tag("loop-old")).await,
+                exists(tag("loop-new")).await,
+                exists(tag("new")).await,
+            );
             // Everything made here goes, the container first so that its image can.
             remove_labelled(&docker, "prune-tags").await;
-            for reference in [tag("used"), tag("new"), format!("{repository}-other:old")] {
+            for reference in [
+                tag("used"),
+                tag("new"),
+                tag("loop-old"),
+                tag("loop-new"),
+                format!("{repository}-other:old"),
+            ] {
                 let _ = docker
                     .remove_image(&reference, None::<RemoveImageOptions>, None)
                     .await;
@@ -199,6 +228,9 @@ mod tests {
                 0,
                 "the one in use is left alone every time"
             );
+            assert_eq!(loops_before, (true, true), "another kind's tags stay");
+            assert_eq!(loops.unwrap(), 1, "the older tag of its own kind goes");
+            assert_eq!(loops_after, (false, true, true));
         })
         .await;
     }

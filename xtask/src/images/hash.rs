@@ -20,7 +20,7 @@ use crate::cmd::Cmd;
 use crate::images::context::{self, DockerIgnore, EntryKind};
 
 /// Files at the workspace root that every build of every app reads, when present.
-const ROOT_FILES: &[&str] = &[
+pub(crate) const ROOT_FILES: &[&str] = &[
     "Cargo.toml",
     "Cargo.lock",
     ".cargo/config.toml",

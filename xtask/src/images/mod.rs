@@ -52,10 +52,11 @@ pub(crate) async fn resolve(
     docker: &Docker,
     manifest_image: &str,
     origin: Origin,
+    profile: app::Profile,
     on_progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Resolved> {
     if let Some(app) = app::App::from_manifest_image(manifest_image) {
-        let image = app::ensure_app(ctx, docker, app, on_progress).await?;
+        let image = app::ensure_app(ctx, docker, app, profile, on_progress).await?;
         return Ok(Resolved {
             reference: image.reference,
             built: image.built,
@@ -119,13 +120,14 @@ pub(crate) async fn resolve(
     })
 }
 
-/// Every image the stack's manifests name, resolved with [`resolve`], keyed by the manifest's
-/// reference. They are prepared side by side: a stand-in's download overlaps an app's compile.
+/// Every image the stack's manifests name, resolved with [`resolve`] (our apps built with
+/// `profile`), keyed by the manifest's reference. They are prepared side by side: a stand-in's download overlaps an app's compile.
 /// Notices (stand-ins used) go to `on_notice`.
 pub(crate) async fn resolve_stack(
     ctx: &Context,
     docker: &Docker,
     stack: &crate::stack::Stack,
+    profile: app::Profile,
     on_progress: &(dyn Fn(&str) + Sync),
     on_notice: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<BTreeMap<String, Resolved>> {
@@ -160,7 +162,7 @@ pub(crate) async fn resolve_stack(
     }
     let preparing = wanted.iter().map(|&(image, workload, origin)| async move {
         on_progress(image);
-        let resolved = resolve(ctx, docker, image, origin, on_progress)
+        let resolved = resolve(ctx, docker, image, origin, profile, on_progress)
             .await
             .with_context(|| format!("preparing image {image} for {workload}"))?;
         anyhow::Ok((image.to_owned(), resolved))
@@ -215,9 +217,16 @@ mod tests {
         let docker = crate::docker::connect().await.unwrap();
         // A registry nobody listens on: the pull fails at once, whatever the network.
         let asked = "127.0.0.1:1/postgres:16";
-        let err = resolve(&ctx, &docker, asked, Origin::Override, &|_| {})
-            .await
-            .unwrap_err();
+        let err = resolve(
+            &ctx,
+            &docker,
+            asked,
+            Origin::Override,
+            app::Profile::Optimised,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
         let err = format!("{err:#}");
         assert!(err.contains("set with WANDER_<SERVICE>_IMAGE"), "{err}");
         assert!(err.contains(asked), "{err}");
@@ -225,9 +234,16 @@ mod tests {
 
         // An image that is here is used as it is.
         let toolbox = toolbox::ensure_toolbox(&docker, &|_| {}).await.unwrap();
-        let found = resolve(&ctx, &docker, &toolbox.reference, Origin::Override, &|_| {})
-            .await
-            .unwrap();
+        let found = resolve(
+            &ctx,
+            &docker,
+            &toolbox.reference,
+            Origin::Override,
+            app::Profile::Optimised,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(found.reference, toolbox.reference);
         assert!(found.notice.is_none() && !found.built);
     }

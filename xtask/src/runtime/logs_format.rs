@@ -1,6 +1,7 @@
 //! What both runtimes' `logs` share: the options, `--since`, and how lines are joined from chunks
 //! and prefixed with their service's name in a colour of its own.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use console::{Color, Style};
@@ -21,6 +22,18 @@ pub(crate) struct LogOptions {
     pub(crate) prefix: bool,
     /// Colour the prefixes (the caller decides from NO_COLOR and whether output is a terminal).
     pub(crate) color: bool,
+    /// Our services' JSON lines made readable, or every line as written.
+    pub(crate) rendering: Rendering,
+}
+
+/// How log lines are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Rendering {
+    /// Our services' JSON lines as people read them ([`readable`]); other lines as written.
+    #[default]
+    Readable,
+    /// Every line exactly as written (`logs --raw`).
+    Raw,
 }
 
 /// The start of the window of lines to show (`--since`).
@@ -141,6 +154,8 @@ impl LineBuffer {
 pub(crate) struct LineFormat {
     /// `None` writes lines as they are.
     prefix: Option<Prefix>,
+    /// Our services' JSON lines rendered for people ([`readable`]); others stay as they are.
+    readable: bool,
 }
 
 #[derive(Debug)]
@@ -152,7 +167,18 @@ struct Prefix {
 impl LineFormat {
     /// Lines as they are, without a label.
     pub(crate) fn plain() -> Self {
-        Self { prefix: None }
+        Self {
+            prefix: None,
+            readable: false,
+        }
+    }
+
+    /// The same, with the lines shown as `rendering` says.
+    pub(crate) fn rendering(self, rendering: Rendering) -> Self {
+        Self {
+            readable: rendering == Rendering::Readable,
+            ..self
+        }
     }
 
     /// Lines after their label, padded to the longest of `labels` (a longer one, known only
@@ -165,11 +191,14 @@ impl LineFormat {
             .unwrap_or(0);
         Self {
             prefix: Some(Prefix { width, color }),
+            readable: false,
         }
     }
 
     /// Appends one line (without its line ending) to `out`, after `label`.
     pub(crate) fn write(&self, label: &str, line: &[u8], out: &mut Vec<u8>) {
+        let rendered = self.readable.then(|| readable(line)).flatten();
+        let line = rendered.as_deref().map_or(line, str::as_bytes);
         match &self.prefix {
             None => out.extend_from_slice(line),
             Some(prefix) => {
@@ -185,6 +214,62 @@ impl LineFormat {
             }
         }
         out.push(b'\n');
+    }
+}
+
+/// A JSON line of our services (tracing's JSON format: `timestamp`, `level`, `message`, the
+/// fields, the request's span) as people read it: the time of day, the level, the message, then
+/// the request's method, path, status and latency, then any other field as `key=value`.
+/// `None` for anything else (PostgreSQL's and Redis's lines, a line that is not JSON), which is
+/// shown as written.
+pub(crate) fn readable(line: &[u8]) -> Option<String> {
+    if line.first() != Some(&b'{') {
+        return None;
+    }
+    let serde_json::Value::Object(mut fields) = serde_json::from_slice(line).ok()? else {
+        return None;
+    };
+    let time = fields.remove("timestamp")?;
+    let level = fields.remove("level")?;
+    let message = fields.remove("message").unwrap_or_default();
+    let (time, level) = (time.as_str()?, level.as_str()?);
+    // `2026-12-06T03:42:40.081128Z` → `03:42:40.081`.
+    let clock = time
+        .split_once('T')
+        .map_or(time, |(_, clock)| clock.trim_end_matches('Z'));
+    let clock: String = clock.chars().take(12).collect();
+    let mut text = format!("{clock} {level:<5} {}", plain(&message));
+    let span = match fields.remove("span") {
+        Some(serde_json::Value::Object(span)) => span,
+        _ => serde_json::Map::new(),
+    };
+    fields.remove("target");
+    fields.remove("spans");
+    let request: Vec<String> = [
+        span.get("method"),
+        span.get("path"),
+        fields.remove("status").as_ref(),
+        fields.remove("latency").as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(plain)
+    .collect();
+    if !request.is_empty() {
+        text.push_str(" · ");
+        text.push_str(&request.join(" "));
+    }
+    for (key, value) in &fields {
+        let _ = write!(text, " {key}={}", plain(value));
+    }
+    Some(text)
+}
+
+/// A JSON value as text: a string without its quotes.
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -217,6 +302,7 @@ pub(crate) fn test_options(prefix: bool, color: bool) -> LogOptions {
         tail: None,
         prefix,
         color,
+        rendering: Rendering::Readable,
     }
 }
 
@@ -272,6 +358,44 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn our_json_lines_read_as_time_level_message_and_the_request() {
+        // As the API writes them (tracing-subscriber's JSON format, servicekit's request span).
+        let request = br#"{"timestamp":"2026-12-06T03:42:40.081289Z","level":"INFO","message":"finished processing request","latency":"5713 \u03bcs","status":200,"target":"tower_http::trace::on_response","span":{"method":"DELETE","path":"/api/cache","request_id":"382db66e","name":"request"}}"#;
+        assert_eq!(
+            readable(request).unwrap(),
+            "03:42:40.081 INFO  finished processing request · DELETE /api/cache 200 5713 \u{3bc}s"
+        );
+        let fields = br#"{"timestamp":"2026-12-06T03:42:40.081128Z","level":"WARN","message":"redis health check failed","error":"connection refused","target":"api::routes::health"}"#;
+        assert_eq!(
+            readable(fields).unwrap(),
+            "03:42:40.081 WARN  redis health check failed error=connection refused"
+        );
+        // PostgreSQL's lines, half a JSON object, a JSON line of someone else's: as written.
+        assert_eq!(
+            readable(b"2026-12-06 03:42:40 UTC LOG:  checkpoint starting"),
+            None
+        );
+        assert_eq!(readable(br#"{"timestamp":"2026"#), None);
+        assert_eq!(readable(br#"{"msg":"hello"}"#), None);
+        assert_eq!(readable(b"[1,2]"), None);
+    }
+
+    #[test]
+    fn the_rendering_is_the_default_and_raw_keeps_the_line() {
+        let line = br#"{"timestamp":"2026-12-06T03:42:40.081Z","level":"INFO","message":"listening","addr":"0.0.0.0:8080"}"#;
+        let mut out = Vec::new();
+        LineFormat::plain()
+            .rendering(Rendering::Readable)
+            .write("api", line, &mut out);
+        assert_eq!(out, b"03:42:40.081 INFO  listening addr=0.0.0.0:8080\n");
+        let mut out = Vec::new();
+        LineFormat::plain()
+            .rendering(Rendering::Raw)
+            .write("api", line, &mut out);
+        assert_eq!(out, [line.as_slice(), b"\n"].concat());
+    }
 
     #[test]
     fn since_accepts_durations_with_a_unit_and_rfc3339_times() {

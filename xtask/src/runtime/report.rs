@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::images::app::Profile;
+
 /// One service's line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub(crate) struct ServiceStatus {
@@ -44,6 +46,8 @@ pub(crate) struct UpReport {
     pub(crate) urls: Vec<(String, String)>,
     pub(crate) changed: usize,
     pub(crate) total: usize,
+    /// The local image each manifest image runs as (`wander/api:dev` → `wander/api:loop-3f9a…`).
+    pub(crate) images: BTreeMap<String, String>,
 }
 
 impl UpReport {
@@ -61,6 +65,8 @@ impl UpReport {
 pub(crate) struct UpOptions {
     /// How long each service may take to become ready.
     pub(crate) timeout: Duration,
+    /// Which cargo profile builds our apps' images.
+    pub(crate) profile: Profile,
 }
 
 /// What `down` is asked to remove.
@@ -79,10 +85,6 @@ pub(crate) enum Change<'a> {
     Restart,
     /// These images (manifest reference → local reference, for every image of the workload) in
     /// place of the running ones: what the watch loop hands over after a rebuild.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the watch loop (issue 15) is its caller")
-    )]
     Images(&'a BTreeMap<String, String>),
 }
 

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod helpers;
+mod watch;
 
 use std::net::TcpListener;
 

@@ -126,6 +126,7 @@ async fn images_for_the_other_architecture_hold_static_binaries_that_serve_under
                 std::process::id()
             ),
             platform,
+            profile: Profile::Optimised,
             extra_labels: HashMap::from([(
                 "dev.wander.test".to_owned(),
                 "images-app-cross".to_owned(),

@@ -838,6 +838,7 @@ async fn the_redis_probe_fails_when_redis_answers_with_an_error() {
             &docker,
             &manifest_image,
             crate::images::Origin::Manifest,
+            crate::images::app::Profile::Optimised,
             &|_| {},
         )
         .await

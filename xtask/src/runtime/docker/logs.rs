@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
-use futures_util::stream::{self, StreamExt as _};
+use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 
 use anyhow::bail;
@@ -42,62 +42,58 @@ fn engine_since(since: Since, now: OffsetDateTime) -> i32 {
 ///
 /// Lines keep their order within each container; lines of different containers interleave as
 /// they arrive. A line split across chunks is joined first, and one left unfinished when a
-/// container's stream ends is still shown.
+/// container's stream ends is still shown. When following, a container that is replaced (same
+/// name, new container: `restart`, the watch loop, a changed `dev`) or restarted is followed
+/// again from the moment its stream ended.
 pub(crate) async fn stream(
     docker: &Docker,
     targets: &[Target],
     opts: &LogOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let mut builder = LogsOptionsBuilder::new()
-        .follow(opts.follow)
-        .stdout(true)
-        .stderr(true);
-    if let Some(since) = opts.since {
-        builder = builder.since(engine_since(since, OffsetDateTime::now_utc()));
-    }
-    if let Some(tail) = opts.tail {
-        builder = builder.tail(&tail.to_string());
-    }
-    let options = builder.build();
-
     // More than one container: always prefixed, or the lines would be anonymous.
     let format = if opts.prefix || targets.len() > 1 {
         LineFormat::prefixed(targets.iter().map(|t| t.service.as_str()), opts.color)
     } else {
         LineFormat::plain()
-    };
+    }
+    .rendering(opts.rendering);
     let mut pending: Vec<Pending> = targets.iter().map(|_| Pending::default()).collect();
-    // Each stream ends with a `None`, so that a container's unfinished lines can be flushed.
-    let mut merged = stream::select_all(targets.iter().enumerate().map(|(index, target)| {
-        docker
-            .logs(&target.container, Some(options.clone()))
-            .map(Some)
-            .chain(stream::once(async { None }))
-            .map(move |item| (index, item))
-            .boxed()
-    }));
+    let (send, mut received) = tokio::sync::mpsc::channel(64);
+    // Dropped with this future (Ctrl-C, the caller moving on): every task is aborted with it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        tasks.spawn(follow_container(
+            docker.clone(),
+            target.container.clone(),
+            opts.clone(),
+            index,
+            send.clone(),
+        ));
+    }
+    // Only the tasks hold senders now: the channel closes when the last one ends.
+    drop(send);
 
     let mut text = Vec::new();
-    while let Some((index, item)) = merged.next().await {
+    while let Some((index, piece)) = received.recv().await {
         let target = &targets[index];
         let buffers = &mut pending[index];
-        match item {
-            Some(Ok(LogOutput::StdErr { message })) => {
+        match piece {
+            Piece::Output(LogOutput::StdErr { message }) => {
                 for line in buffers.stderr.push(&message) {
                     format.write(&target.service, &line, &mut text);
                 }
             }
-            Some(Ok(
+            Piece::Output(
                 LogOutput::StdOut { message }
                 | LogOutput::Console { message }
                 | LogOutput::StdIn { message },
-            )) => {
+            ) => {
                 for line in buffers.stdout.push(&message) {
                     format.write(&target.service, &line, &mut text);
                 }
             }
-            Some(Err(err)) => {
+            Piece::Failed(err) => {
                 // Show what arrived before the failure, then say which service failed.
                 out.write_all(&text).and_then(|()| out.flush()).ok();
                 return Err(err).with_context(|| {
@@ -107,7 +103,7 @@ pub(crate) async fn stream(
                     )
                 });
             }
-            None => {
+            Piece::End => {
                 for line in [buffers.stdout.finish(), buffers.stderr.finish()]
                     .into_iter()
                     .flatten()
@@ -123,7 +119,73 @@ pub(crate) async fn stream(
             text.clear();
         }
     }
+    drop(tasks);
     Ok(())
+}
+
+/// What a container's log task hands to [`stream`].
+enum Piece {
+    Output(LogOutput),
+    /// The stream ended: its unfinished lines are whole now.
+    End,
+    Failed(bollard::errors::Error),
+}
+
+/// How often a followed container whose stream ended is looked for again.
+const REATTACH: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Sends the output of the container `name` as [`Piece`]s. When following, it goes on after
+/// the stream ends: once a container of that name runs again (a new one, or this one
+/// restarted), its lines are followed from the moment the last stream ended.
+async fn follow_container(
+    docker: Docker,
+    name: String,
+    opts: LogOptions,
+    index: usize,
+    send: tokio::sync::mpsc::Sender<(usize, Piece)>,
+) {
+    let mut since = opts
+        .since
+        .map(|s| engine_since(s, OffsetDateTime::now_utc()));
+    let mut tail = opts.tail;
+    loop {
+        let mut builder = LogsOptionsBuilder::new()
+            .follow(opts.follow)
+            .stdout(true)
+            .stderr(true);
+        if let Some(since) = since {
+            builder = builder.since(since);
+        }
+        if let Some(tail) = tail {
+            builder = builder.tail(&tail.to_string());
+        }
+        let mut logs = docker.logs(&name, Some(builder.build()));
+        while let Some(item) = logs.next().await {
+            let piece = match item {
+                Ok(output) => Piece::Output(output),
+                Err(err) => Piece::Failed(err),
+            };
+            let failed = matches!(piece, Piece::Failed(_));
+            if send.send((index, piece)).await.is_err() || failed {
+                return;
+            }
+        }
+        if send.send((index, Piece::End)).await.is_err() || !opts.follow {
+            return;
+        }
+        // Everything up to now was shown: from here on, whichever container runs next.
+        let ended = OffsetDateTime::now_utc();
+        since = Some(engine_since(Since::At(ended), ended));
+        tail = None;
+        loop {
+            tokio::time::sleep(REATTACH).await;
+            if let Ok(details) = docker.inspect_container(&name, None).await
+                && super::is_running(&details)
+            {
+                break;
+            }
+        }
+    }
 }
 
 /// The unfinished lines of one container, per stream: a line is only whole at its newline.

@@ -67,6 +67,7 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
         ctx,
         session.runtime.docker(),
         &session.stack,
+        options.profile,
         &step.reporter(),
         &|notice| step.println(format!("  {notice}")),
     )
@@ -149,6 +150,7 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
         urls,
         changed,
         total: plans.len(),
+        images: references,
     })
 }
 

@@ -273,7 +273,7 @@ impl Logs {
         let mut logs = Self {
             api,
             options: options.clone(),
-            format: LineFormat::plain(),
+            format: LineFormat::plain().rendering(options.rendering),
             by_pod,
             services: services.to_vec(),
             sources: Vec::new(),
@@ -291,7 +291,8 @@ impl Logs {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            logs.format = LineFormat::prefixed(labels.iter().map(String::as_str), options.color);
+            logs.format = LineFormat::prefixed(labels.iter().map(String::as_str), options.color)
+                .rendering(options.rendering);
         }
         logs
     }

@@ -111,11 +111,17 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
 
     let step = ui.step("Images");
     let prepared = async {
-        let resolved =
-            images::resolve_stack(ctx, &docker, &session.stack, &step.reporter(), &|notice| {
+        let resolved = images::resolve_stack(
+            ctx,
+            &docker,
+            &session.stack,
+            options.profile,
+            &step.reporter(),
+            &|notice| {
                 step.println(format!("  {notice}"));
-            })
-            .await?;
+            },
+        )
+        .await?;
         step.sub("loading into the nodes");
         let references: Vec<String> = resolved.values().map(|i| i.reference.clone()).collect();
         let loaded =
@@ -214,6 +220,10 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
         urls,
         changed,
         total: session.stack.workloads.len(),
+        images: resolved
+            .into_iter()
+            .map(|(manifest, image)| (manifest, image.reference))
+            .collect(),
     })
 }
 
