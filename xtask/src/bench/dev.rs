@@ -1,6 +1,7 @@
 //! `cargo xtask bench dev`: how long `cargo xtask dev` takes on the docker runtime, cold (images
 //! cached, no containers), warm (nothing changed) and after a one-line change in the API (until
-//! the new API answers), and how big the API and web images are.
+//! the new API answers); how long `dev --watch` takes from a saved change in the API or the
+//! dashboard to the new version answering; and how big the API and web images are.
 //!
 //! It runs this very binary as a user would, on a stack of its own (name, state folder, host
 //! ports), so a developer's stack is left alone; the source edit is undone whatever happens.
@@ -15,7 +16,8 @@ use serde::Serialize;
 
 use super::Session;
 use super::host::{free_port, target_dir};
-use super::report::{Machine, generated_at, write_json};
+use super::output::{generated_at, round, write_json};
+use super::report::Machine;
 use crate::ui::Ui;
 
 /// Options of `cargo xtask bench dev`.
@@ -25,6 +27,10 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub(crate) runs: u32,
+    /// How many saves each watch scenario times (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) watch_runs: u32,
     /// Where to write the figures as JSON [default: target/bench/dev.json in the repository].
     #[arg(long, value_name = "PATH")]
     pub(crate) out: Option<PathBuf>,
@@ -32,6 +38,17 @@ pub(crate) struct Args {
 
 /// The file whose one-line change the rebuild scenario makes: part of the API only.
 const EDITED_FILE: &str = "api/src/lib.rs";
+
+/// The watch scenarios' edits: a handler's answer and the dashboard's heading, each run making
+/// them say something new that the benchmark waits to see.
+const WATCHED_API_FILE: &str = "api/src/routes/health.rs";
+const WATCHED_API_LINE: &str = "status: \"ok\".to_owned(),";
+const WATCHED_WEB_FILE: &str = "web/templates/dashboard.html";
+const WATCHED_WEB_LINE: &str = "<h1>Dashboard</h1>";
+
+/// How long the watch loop may take to come up, and one save to answer.
+const WATCH_START: Duration = Duration::from_secs(900);
+const WATCH_CYCLE: Duration = Duration::from_secs(300);
 
 /// One scenario's timings.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +65,8 @@ struct Report {
     generated_at: String,
     machine: Machine,
     scenarios: Vec<Scenario>,
+    /// Each watch cycle's own line: what it did, with its build and replace times.
+    watch_cycles: Vec<String>,
     api_image_mb: f64,
     web_image_mb: f64,
 }
@@ -63,9 +82,10 @@ struct Stack {
 }
 
 impl Stack {
-    fn xtask(&self, args: &[&str]) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let output = Command::new(&self.exe)
+    /// `cargo xtask ARGS` on this stack.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.exe);
+        command
             .args(args)
             .current_dir(&self.root)
             .env("WANDER_RUNTIME", "docker")
@@ -74,7 +94,14 @@ impl Stack {
             .env("WANDER_WEB_PORT", self.web_port.to_string())
             .env("WANDER_API_PORT", self.api_port.to_string())
             .env("CI", "true")
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn xtask(&self, args: &[&str]) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let output = self
+            .command(args)
             .output()
             .with_context(|| format!("running `cargo xtask {}`", args.join(" ")))?;
         let took = started.elapsed();
@@ -105,6 +132,27 @@ struct Restore {
 }
 
 impl Restore {
+    /// Keeps `path` as it is now, to be put back when dropped, without changing it.
+    fn keep(ui: &Ui, path: &Path) -> anyhow::Result<Self> {
+        let original =
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            original,
+            ui: ui.clone(),
+        })
+    }
+
+    /// Writes the original with its one `from` replaced by `to`.
+    fn write_replaced(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        let text = String::from_utf8_lossy(&self.original);
+        if text.matches(from).count() != 1 {
+            bail!("{} no longer holds `{from}` once", self.path.display());
+        }
+        std::fs::write(&self.path, text.replacen(from, to, 1))
+            .with_context(|| format!("editing {}", self.path.display()))
+    }
+
     fn edit(ui: &Ui, path: &Path, line: &str) -> anyhow::Result<Self> {
         let original =
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -125,7 +173,7 @@ impl Drop for Restore {
             self.ui.progress_error(format!(
                 "could not restore {}: {err}; `git checkout -- {}` does",
                 self.path.display(),
-                EDITED_FILE
+                self.path.display()
             ));
         }
     }
@@ -171,7 +219,8 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         drop(edit);
         session.check_interrupt()?;
     }
-    // Back to the unedited API, so its image is the current one again (not timed).
+    let (watch_api, watch_web, watch_cycles) = watch_changes(session, &stack, args.watch_runs)?;
+    // Back to the unedited, optimised images (not timed).
     stack.xtask(&["dev", "--no-open"])?;
 
     let docker = session.runtime.block_on(crate::docker::connect())?;
@@ -187,10 +236,7 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
             .runtime
             .block_on(docker.inspect_image(&image.reference))?;
         #[allow(clippy::cast_precision_loss)] // image sizes are far below 2^52 bytes
-        Ok(super::report::round(
-            inspected.size.unwrap_or(0) as f64 / 1_000_000.0,
-            1,
-        ))
+        Ok(round(inspected.size.unwrap_or(0) as f64 / 1_000_000.0, 1))
     };
     let report = Report {
         generated_at: generated_at()?,
@@ -207,7 +253,18 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
                 "dev after a one-line change in api/, until the new API answers",
                 &change,
             ),
+            scenario(
+                "watch_api_change",
+                "dev --watch: a saved change to an API handler, until the new API answers it",
+                &watch_api,
+            ),
+            scenario(
+                "watch_web_change",
+                "dev --watch: a saved change to a dashboard template, until the page shows it",
+                &watch_web,
+            ),
         ],
+        watch_cycles,
         api_image_mb: size(crate::images::app::App::Api)?,
         web_image_mb: size(crate::images::app::App::Web)?,
     };
@@ -221,11 +278,147 @@ pub(crate) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn scenario(name: &'static str, what: &'static str, runs: &[Duration]) -> Scenario {
-    let mut seconds: Vec<f64> = runs
-        .iter()
-        .map(|d| super::report::round(d.as_secs_f64(), 2))
+/// Runs `dev --watch` on the benchmark's stack and times `runs` saves of an API handler and of
+/// a dashboard template, each from the write to the new answer; the loop is idle (its cycle
+/// line printed) before each save. Returns both timings and the cycle lines.
+fn watch_changes(
+    session: &Session<'_>,
+    stack: &Stack,
+    runs: u32,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Vec<String>)> {
+    let ui = session.ctx.ui();
+    ui.progress("starting dev --watch (the first time: our crates compiled unoptimised)");
+    let mut watch = Watch::start(stack)?;
+    watch.wait_for("watching the sources of", 1, WATCH_START)?;
+    let api = Restore::keep(ui, &stack.root.join(WATCHED_API_FILE))?;
+    let web = Restore::keep(ui, &stack.root.join(WATCHED_WEB_FILE))?;
+    let (mut api_runs, mut web_runs) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        ui.progress(format!("watch run {run} of {runs}"));
+        let marker = format!("ok-bench-{}-{run}", std::process::id());
+        let cycles = watch.count("rebuilt and replaced");
+        api.write_replaced(
+            WATCHED_API_LINE,
+            &format!("status: \"{marker}\".to_owned(),"),
+        )?;
+        let saved = Instant::now();
+        answers(stack.api_port, "/livez", &marker)?;
+        api_runs.push(saved.elapsed());
+        watch.wait_for("rebuilt and replaced", cycles + 1, WATCH_CYCLE)?;
+        session.check_interrupt()?;
+
+        let heading = format!("<h1>Dashboard {marker}</h1>");
+        let cycles = watch.count("rebuilt and replaced");
+        web.write_replaced(WATCHED_WEB_LINE, &heading)?;
+        let saved = Instant::now();
+        answers(stack.web_port, "/", &heading)?;
+        web_runs.push(saved.elapsed());
+        watch.wait_for("rebuilt and replaced", cycles + 1, WATCH_CYCLE)?;
+        session.check_interrupt()?;
+    }
+    let lines = watch
+        .stderr()
+        .lines()
+        .filter(|line| line.starts_with('✓') && line.contains("rebuilt and replaced"))
+        .map(str::to_owned)
         .collect();
+    drop((api, web));
+    drop(watch);
+    Ok((api_runs, web_runs, lines))
+}
+
+/// `dev --watch` as a child of the benchmark, its stderr gathered; stopped when dropped.
+struct Watch {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Watch {
+    fn start(stack: &Stack) -> anyhow::Result<Self> {
+        let mut child = stack
+            .command(&["dev", "--watch", "--no-open"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting `cargo xtask dev --watch`")?;
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let into = std::sync::Arc::clone(&stderr);
+        let pipe = child.stderr.take().context("no stderr to read")?;
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Ok(mut text) = into.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+        Ok(Self { child, stderr })
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.stderr().matches(needle).count()
+    }
+
+    /// Waits until stderr holds `needle` `times` times.
+    fn wait_for(&mut self, needle: &str, times: usize, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.count(needle) < times {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("dev --watch ended ({status}):\n{}", self.stderr());
+            }
+            if started.elapsed() > limit {
+                bail!("no `{needle}` after {limit:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // Ctrl-C, as a developer stops it; then make sure.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
+        }
+        let stopping = Instant::now();
+        while stopping.elapsed() < Duration::from_secs(5) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `path` on 127.0.0.1:`port` every 20 ms until its body holds `needle`.
+fn answers(port: u16, path: &str, needle: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok(fetched) = super::http::http_fetch(port, path)
+            && String::from_utf8_lossy(&fetched.body).contains(needle)
+        {
+            return Ok(());
+        }
+        if started.elapsed() > WATCH_CYCLE {
+            bail!("127.0.0.1:{port}{path} never showed `{needle}`");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn scenario(name: &'static str, what: &'static str, runs: &[Duration]) -> Scenario {
+    let mut seconds: Vec<f64> = runs.iter().map(|d| round(d.as_secs_f64(), 2)).collect();
     let runs_s = seconds.clone();
     seconds.sort_by(f64::total_cmp);
     let median_s = seconds.get(seconds.len() / 2).copied().unwrap_or_default();
@@ -242,7 +435,7 @@ fn render(report: &Report) -> String {
     for scenario in &report.scenarios {
         let _ = writeln!(
             out,
-            "{:<11} {:>7.2} s  (runs: {})  {}",
+            "{:<16} {:>7.2} s  (runs: {})  {}",
             scenario.name,
             scenario.median_s,
             scenario
@@ -256,7 +449,7 @@ fn render(report: &Report) -> String {
     }
     let _ = write!(
         out,
-        "images      api {:.1} MB, web {:.1} MB",
+        "images           api {:.1} MB, web {:.1} MB",
         report.api_image_mb, report.web_image_mb
     );
     out

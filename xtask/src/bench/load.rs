@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use super::host::{require_program, target_dir};
-use super::report::write_json;
+use super::output::write_json;
 use super::wrk::{self, WrkReport};
 use super::{LoadArgs, LoadDefaults, Session};
 use crate::cmd::Cmd;

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 
-use super::report::round;
+use super::output::round;
 
 /// Resets the peak resident set size the kernel keeps for `pid` (VmHWM) to its current size,
 /// so that the peak read after a scenario belongs to that scenario alone.

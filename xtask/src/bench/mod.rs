@@ -16,6 +16,7 @@ mod host;
 mod http;
 mod load;
 mod memory;
+mod output;
 mod report;
 mod service;
 #[cfg(test)]

@@ -2,21 +2,13 @@
 //! row, the machine they were taken on, the table people read and the JSON file.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context as _;
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
 
 use super::load::Settings;
 use super::memory::kib_to_mib;
+use super::output::{generated_at, round};
 use super::wrk::WrkReport;
-
-/// RFC 3339 in UTC to the second, like the API's own timestamps: `2025-01-31T09:30:00Z`.
-const GENERATED_AT: &[BorrowedFormatItem<'_>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
 /// The measured service's start (for the API, with migrations already applied: the database is
 /// cloned from a migrated template), i.e. what a restarted pod costs.
@@ -77,19 +69,6 @@ impl Figures {
             println!("  {line}");
         }
     }
-}
-
-/// Now, as the JSON's `generated_at`.
-pub(super) fn generated_at() -> anyhow::Result<String> {
-    OffsetDateTime::now_utc()
-        .format(GENERATED_AT)
-        .context("formatting the time")
-}
-
-/// `value` rounded to `decimals` places, so the JSON holds figures, not float noise.
-pub(super) fn round(value: f64, decimals: i32) -> f64 {
-    let scale = 10_f64.powi(decimals);
-    (value * scale).round() / scale
 }
 
 /// Where the figures were taken, for comparing runs across machines.
@@ -198,19 +177,10 @@ fn render_table(rows: &[ScenarioFigures]) -> String {
     table
 }
 
-/// Writes `value` as pretty JSON to `path`, creating its directory.
-pub(super) fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut json = serde_json::to_string_pretty(value).context("serialising the figures")?;
-    json.push('\n');
-    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::output::write_json;
 
     #[test]
     fn the_table_aligns_names_left_and_figures_right() {
@@ -247,12 +217,5 @@ health         980.0   0.500   4.250  31.000      9800       0         21.3
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(written["cpus"].as_u64().unwrap() >= 1);
         assert!(!written["kernel"].as_str().unwrap().is_empty());
-    }
-
-    #[test]
-    fn the_generation_time_is_rfc_3339_utc_to_the_second() {
-        let at = time::macros::datetime!(2025-01-31 09:30:05.123456 UTC);
-        assert_eq!(at.format(GENERATED_AT).unwrap(), "2025-01-31T09:30:05Z");
-        assert_eq!(generated_at().unwrap().len(), "2025-01-31T09:30:05Z".len());
     }
 }

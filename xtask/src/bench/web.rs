@@ -11,7 +11,8 @@ use super::host::{free_port, target_dir};
 use super::http::http_fetch;
 use super::load::{Failures, Load, LoadRun};
 use super::memory::{peak_rss_kib, reset_peak_rss};
-use super::report::{Figures, ScenarioFigures, round};
+use super::output::round;
+use super::report::{Figures, ScenarioFigures};
 use super::service::{
     Launch, Service, build_release, random_token, seeded_database, start_backing,
 };

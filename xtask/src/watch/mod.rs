@@ -140,7 +140,9 @@ async fn rebuild(
 ) -> anyhow::Result<Vec<String>> {
     on_progress(&format!("building {}", app.name()));
     let docker = crate::docker::connect().await?;
+    let building = std::time::Instant::now();
     let image = app::ensure_app(ctx, &docker, app, options.profile, on_progress).await?;
+    let built = building.elapsed();
     let ours: Vec<String> = images
         .iter()
         .filter(|(manifest, local)| {
@@ -166,6 +168,7 @@ async fn rebuild(
             .into_iter()
             .filter_map(|i| images.get(&i).map(|local| (i, local.clone())))
             .collect();
+        let replacing = std::time::Instant::now();
         let replaced = ctx
             .runtime()
             .replace(
@@ -177,8 +180,11 @@ async fn rebuild(
             )
             .await?;
         done.push(format!(
-            "{} rebuilt and replaced · {}",
-            workload.name, replaced.detail
+            "{} rebuilt and replaced · {} (build {}, replace {})",
+            workload.name,
+            replaced.detail,
+            human_duration(built),
+            human_duration(replacing.elapsed())
         ));
     }
     Ok(done)
