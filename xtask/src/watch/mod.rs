@@ -179,13 +179,18 @@ async fn rebuild(
                 on_progress,
             )
             .await?;
-        done.push(format!(
-            "{} rebuilt and replaced · {} (build {}, replace {})",
-            workload.name,
-            replaced.detail,
-            human_duration(built),
-            human_duration(replacing.elapsed())
-        ));
+        done.push(if replaced.changed {
+            format!(
+                "{} rebuilt and replaced · {} (build {}, replace {})",
+                workload.name,
+                replaced.detail,
+                human_duration(built),
+                human_duration(replacing.elapsed())
+            )
+        } else {
+            // Back to what runs already (a failed version undone): nothing to replace.
+            format!("{} already runs this build", workload.name)
+        });
     }
     Ok(done)
 }

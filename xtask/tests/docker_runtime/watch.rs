@@ -245,6 +245,28 @@ async fn watch_replaces_what_a_save_changes_and_survives_what_breaks() {
     watching.wait_for("api rebuilt and replaced", 2, CYCLE);
     answers(&stack.api("/livez"), "ok-fixed", CYCLE).await;
 
+    // A version that crashes as it starts: its last lines shown, the previous version serving
+    // again, the loop alive; undoing the edit leaves the running API as it is.
+    edit(
+        &copy,
+        "api/src/main.rs",
+        "    let config = Config::from_env();\n",
+        "    eprintln!(\"crashing on purpose\");\n    std::process::exit(3);\n    #[allow(unreachable_code)]\n    let config = Config::from_env();\n",
+    );
+    watching.wait_for("the previous version is serving again", 1, CYCLE);
+    let stderr = watching.stderr();
+    assert!(stderr.contains("the new api did not get ready"), "{stderr}");
+    assert!(stderr.contains("crashing on purpose"), "{stderr}");
+    answers(&stack.api("/livez"), "ok-fixed", Duration::from_secs(5)).await;
+    edit(
+        &copy,
+        "api/src/main.rs",
+        "    eprintln!(\"crashing on purpose\");\n    std::process::exit(3);\n    #[allow(unreachable_code)]\n    let config = Config::from_env();\n",
+        "    let config = Config::from_env();\n",
+    );
+    watching.wait_for("api already runs this build", 1, CYCLE);
+    answers(&stack.api("/livez"), "ok-fixed", Duration::from_secs(5)).await;
+
     // An environment change in one manifest replaces that workload only.
     let before_manifest = ids(&stack).await;
     edit(
