@@ -67,9 +67,7 @@ impl Platform {
         }
     }
 
-    /// Whether the host is this platform, so that its C toolchain links for it. Anywhere else
-    /// (another architecture, macOS) the binaries are linked with rust-lld, which rustup ships
-    /// on every host and which needs nothing of the system to link a static musl binary.
+    /// Whether the host is this platform: its binaries run here, without emulation.
     pub(crate) fn is_host(self) -> bool {
         cfg!(target_os = "linux") && Self::of_host_cpu() == Some(self)
     }

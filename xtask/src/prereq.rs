@@ -491,10 +491,6 @@ fn check_musl_target(ctx: &Context, platform: Platform) -> Check {
     let target = platform.musl_target();
     let fix = format!("rustup target add {target}");
     match crate::images::app::musl_installed(ctx, target) {
-        Ok(true) if platform.is_host() => Check::ok(
-            "musl target",
-            format!("{target} is installed: {platform} images use the fast static build"),
-        ),
         Ok(true) => Check::ok(
             "musl target",
             format!(

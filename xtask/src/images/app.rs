@@ -441,9 +441,12 @@ fn linker_var(target: &str) -> String {
 }
 
 /// Builds the app's static binary on the host for `platform`, streaming cargo's messages to
-/// `on_progress`, and returns where cargo put it. Off the platform's own Linux host, rust-lld
-/// links (unless the developer chose a linker with cargo's variable): the system's C linker
-/// would produce a binary for the host.
+/// `on_progress`, and returns where cargo put it. rust-lld (shipped with the toolchain) links,
+/// unless the developer chose a linker with cargo's variable: off the platform's own host the
+/// system's C linker would produce a binary for the host, and on it rust-lld links the watch
+/// loop's one-line change in 1.6 s where `cc` takes 2.2 s (measured on the API). The same
+/// linker for every build keeps the dependencies' compiled form shared: cargo rebuilds every
+/// crate when the linker changes.
 async fn cargo_build(
     ctx: &Context,
     app: App,
@@ -473,11 +476,8 @@ async fn cargo_build(
         cmd = cmd.args(["--config", setting]);
     }
     let linker = linker_var(target);
-    if !platform.is_host() && std::env::var_os(&linker).is_none() {
+    if std::env::var_os(&linker).is_none() {
         cmd = cmd.env(&linker, "rust-lld");
-        on_progress(&format!(
-            "{linker}=rust-lld: linking for {platform} off its own host"
-        ));
     }
     on_progress(&format!("$ {cmd}"));
     let mut child = cmd.spawn_piped(ctx.ui())?;

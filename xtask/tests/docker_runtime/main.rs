@@ -29,13 +29,7 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     );
 
     // The API answers on its host port with the seed.
-    let page: Value = reqwest::get(stack.api("/api/deployments?limit=1"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["total"], 28, "{page}");
+    assert_eq!(deployments_total(&stack).await, 28);
     // The dashboard renders the seeded rows, fetched server-side from the API container.
     let html = reqwest::get(stack.web("/")).await.unwrap();
     assert_eq!(html.status(), 200);
@@ -137,23 +131,14 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     stack.run(&["seed"]).assert_ok();
     assert_eq!(count(&stack), "29");
     // The API's answer is cached now; a seed writes past the API, and clears that cache.
-    let total = || async {
-        let page: Value = reqwest::get(stack.api("/api/deployments?limit=1"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        page["total"].clone()
-    };
-    assert_eq!(total().await, 29);
+    assert_eq!(deployments_total(&stack).await, 29);
     let run = stack.run(&["seed", "--reset"]);
     run.assert_ok();
     assert!(run.stderr.contains("28 deployments"), "{run:#?}");
     assert!(run.stderr.contains("API cache cleared"), "{run:#?}");
     assert_eq!(count(&stack), "28");
     assert_eq!(
-        total().await,
+        deployments_total(&stack).await,
         28,
         "the API serves rows from before the seed"
     );
@@ -326,6 +311,17 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     let run = stack.run(&["down", "--volumes"]);
     run.assert_ok();
     assert_eq!(leftovers(&stack.name).await, (0, 0, 0));
+}
+
+/// The API's count of deployments, as its list endpoint answers it.
+async fn deployments_total(stack: &TestStack) -> Value {
+    let page: Value = reqwest::get(stack.api("/api/deployments?limit=1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["total"].clone()
 }
 
 /// The id of the stack's API container.
