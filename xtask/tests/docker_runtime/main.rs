@@ -491,6 +491,27 @@ async fn dev_gives_up_on_a_service_that_never_gets_ready() {
 }
 
 #[test]
+fn a_database_kept_from_another_password_is_named_at_once_with_the_way_out() {
+    let stack = TestStack::new("stalepw");
+    stack.run(&["dev", "--no-open"]).assert_ok();
+    // As after another checkout's `dev` on the same stack name, or a deleted .wander/: the
+    // data volume stays, the generated password is another.
+    let path = stack.state.path().join("secrets.json");
+    let mut secrets: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    secrets["postgres_password"] = Value::from("another-password-entirely");
+    std::fs::write(&path, secrets.to_string()).unwrap();
+    // Not the 120 s of the readiness wait: a refused password does not heal by waiting.
+    let run = stack.run(&["dev", "--no-open", "--timeout", "100"]);
+    run.assert_fails_with("postgres runs but refuses the stack's password");
+    assert!(
+        run.stderr.contains("`cargo xtask down --volumes`"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("was not ready after"), "{run:#?}");
+}
+
+#[test]
 fn commands_other_than_dev_ask_for_dev_first_on_a_fresh_checkout() {
     let stack = TestStack::new("fresh");
     for args in [

@@ -152,6 +152,12 @@ pub(crate) async fn wait(
                     plan.workload
                 );
             }
+            Verdict::Wait(why) if refuses_the_password(&why) => {
+                bail!(
+                    "{} runs but refuses the stack's password: {why}\nnext: {STALE_DATA_HINT}",
+                    plan.workload
+                );
+            }
             Verdict::Wait(why) => {
                 if why != last_wait {
                     on_progress(&format!("{}: {why}", plan.workload));
@@ -288,9 +294,31 @@ fn indent_logs(logs: &str) -> String {
     format!("  its last log lines:\n{}", lines.join("\n"))
 }
 
+/// What to do when the database refuses the password the stack generated: its data volume was
+/// initialised with another one, and PostgreSQL only reads the password on a first start.
+const STALE_DATA_HINT: &str = "the database's data volume was initialised with another password (by another checkout using the same stack name, or before .wander/secrets.json was deleted); `cargo xtask down --volumes` removes that data so that `cargo xtask dev` starts it afresh, or give this checkout a stack of its own with WANDER_STACK";
+
+/// Whether a failed readiness check is PostgreSQL refusing the password: waiting cannot help.
+fn refuses_the_password(why: &str) -> bool {
+    why.contains("password authentication failed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_password_is_told_apart_from_a_server_still_starting() {
+        assert!(refuses_the_password(
+            "psql: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"wander\""
+        ));
+        assert!(!refuses_the_password(
+            "psql: error: connection to server at \"127.0.0.1\", port 5432 failed: Connection refused"
+        ));
+        assert!(
+            STALE_DATA_HINT.contains("down --volumes") && STALE_DATA_HINT.contains("WANDER_STACK")
+        );
+    }
 
     fn seen(state: &str) -> Observation {
         Observation {
