@@ -182,3 +182,21 @@ pub(crate) fn decode(uri: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+// The fixtures take `json!` values as written at the call, which reads better than borrows.
+#[allow(clippy::needless_pass_by_value)]
+/// The API's Deployment as the API server answers it: at `version`, of `generation`, with the
+/// controller's `status` (`observedGeneration`, replica counts).
+pub(crate) fn api_deployment(version: &str, generation: i64, status: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "api", "namespace": "wander", "generation": generation,
+                      "resourceVersion": version },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app.kubernetes.io/name": "api" } },
+            "template": { "spec": { "containers": [{ "name": "api", "image": "wander/api:3f9a" }] } }
+        },
+        "status": status,
+    })
+}

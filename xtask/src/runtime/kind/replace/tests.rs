@@ -14,27 +14,20 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::context::Context;
-use crate::runtime::kind::testing::{Seen, lines, ok, scripted};
+use crate::runtime::kind::testing::{Seen, api_deployment, lines, ok, scripted};
 
 fn stack() -> Stack {
     Stack::load(&Context::for_tests().root().join("manifests")).unwrap()
 }
 
-/// The API's Deployment as the server answers it, at `version`, of `generation`, with the
-/// controller's status for `observed`.
+/// The API's Deployment at `version`, of `generation`, rolled out for `observed`.
 fn deployment(version: &str, generation: i64, observed: i64) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": { "name": "api", "namespace": "wander", "generation": generation,
-                      "resourceVersion": version },
-        "spec": {
-            "replicas": 1,
-            "selector": { "matchLabels": { "app.kubernetes.io/name": "api" } },
-            "template": { "spec": { "containers": [{ "name": "api", "image": "wander/api:h-feedfeedfeed" }] } }
-        },
-        "status": { "observedGeneration": observed, "replicas": 1, "updatedReplicas": 1,
-                    "readyReplicas": 1, "availableReplicas": 1 },
-    })
+    api_deployment(
+        version,
+        generation,
+        json!({ "observedGeneration": observed, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1 }),
+    )
 }
 
 fn metadata(version: &str) -> Value {

@@ -9,7 +9,7 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::runtime::kind::testing::{Asked, Reply, serving};
+use crate::runtime::kind::testing::{Asked, Reply, api_deployment as deployment, serving};
 
 /// One scripted answer: the request's URI must contain `expect`.
 struct Step {
@@ -33,20 +33,6 @@ fn mocked(script: Vec<Step>) -> (Client, Asked) {
             step.expect
         );
         Some(step.reply)
-    })
-}
-
-fn deployment(version: &str, generation: i64, status: Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": { "name": "api", "namespace": "wander", "generation": generation,
-                      "resourceVersion": version },
-        "spec": {
-            "replicas": 1,
-            "selector": { "matchLabels": { "app.kubernetes.io/name": "api" } },
-            "template": { "spec": { "containers": [{ "name": "api", "image": "wander/api:3f9a" }] } }
-        },
-        "status": status,
     })
 }
 
