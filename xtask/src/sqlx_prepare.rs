@@ -76,10 +76,10 @@ fn generate(
     let out = tempfile::tempdir().context("creating a directory for the query data")?;
     // The macros only run when the crate is recompiled: mark its sources as changed.
     touch_sources(&ctx.root().join(CRATE).join("src"))?;
-    // `build` rather than `check`: the dependencies it compiles are the ones the tests link
-    // next, so a full test run pays for them once.
+    // The libraries' unit tests of the whole workspace, as `cargo xtask test` builds them: the
+    // dependencies get the features the tests resolve, so a full test run compiles them once.
     Cmd::cargo()
-        .args(["build", "--quiet", "--lib", "-p", CRATE])
+        .args(["test", "--no-run", "--quiet", "--workspace", "--lib"])
         .env("SQLX_OFFLINE", "false")
         .env("DATABASE_URL", &database.url)
         .env("SQLX_OFFLINE_DIR", out.path())

@@ -194,23 +194,24 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
             // nextest does not run doc tests. They go first so that the run ends on nextest's
             // summary, and only over packages with a library, which `cargo test --doc` demands.
             let libraries = library_packages(ctx)?;
-            let packages = doc_test_packages(user, &libraries);
-            if packages.is_empty() {
-                ctx.ui()
-                    .progress("no library among the packages tested: no doc tests to run");
-            } else {
-                steps.push(in_root(Cmd::cargo().args(doc_test_args(&packages))));
+            match doc_test_args(user, &libraries) {
+                Some(args) => steps.push(in_root(Cmd::cargo().args(args))),
+                None => ctx
+                    .ui()
+                    .progress("no library among the packages tested: no doc tests to run"),
             }
         }
         Runner::CargoTest => ctx.ui().progress(
             "cargo-nextest is not installed (`cargo xtask setup` installs it): using `cargo test`",
         ),
     }
-    // The dashboard's browser test runs the real `api` binary next to `web`'s; a run limited
-    // to `-p web` would not build it (nor rebuild a stale one), so build it first.
-    steps.push(in_root(
-        Cmd::cargo().args(["build", "--quiet", "-p", "api", "--bin", "api"]),
-    ));
+    // The dashboard's browser test runs the real `api` binary next to `web`'s. The whole
+    // workspace's run builds it; one narrowed to `-p web` would not (nor rebuild a stale one).
+    if narrowed(user) {
+        steps.push(in_root(
+            Cmd::cargo().args(["build", "--quiet", "-p", "api", "--bin", "api"]),
+        ));
+    }
     let mut tests = in_root(Cmd::cargo().args(runner_args(runner, user)));
     if runner == Runner::Nextest
         && let Some(profile) = nextest_profile(
@@ -527,36 +528,45 @@ fn runner_args(runner: Runner, user: &[String]) -> Vec<String> {
     args
 }
 
-/// `cargo test --doc` for `packages`.
-fn doc_test_args(packages: &[String]) -> Vec<String> {
+/// `cargo test --doc` over the tested packages that have a library, or `None` when none has.
+/// Without `-p` it selects as the test run does (`--workspace`, less the user's `--exclude`s), so
+/// that cargo resolves the dependencies' features as for the tests and compiles them once for
+/// both: over the libraries alone, it would build the whole dependency tree a second time.
+fn doc_test_args(user: &[String], libraries: &[String]) -> Option<Vec<String>> {
     let mut args: Vec<String> = vec!["test".into(), "--doc".into(), "--no-fail-fast".into()];
-    for package in packages {
-        args.extend(["-p".to_owned(), package.clone()]);
-    }
-    args
-}
-
-/// The packages whose doc tests run: the user's choice (`-p`), or every library of the
-/// workspace less `--exclude`d ones; either way only packages that have a library. A selection
-/// that is not a plain name (`api@0.1.0`, a glob) is kept for cargo to resolve.
-fn doc_test_packages(user: &[String], libraries: &[String]) -> Vec<String> {
     let selected = selected_packages(user);
     if selected.is_empty() {
         let excluded = excluded_packages(user);
-        return libraries
-            .iter()
-            .filter(|name| !excluded.contains(name))
-            .cloned()
-            .collect();
+        if libraries.iter().all(|name| excluded.contains(name)) {
+            return None;
+        }
+        args.push("--workspace".into());
+        for package in excluded {
+            args.extend(["--exclude".to_owned(), package]);
+        }
+        return Some(args);
     }
+    // A selection that is not a plain name (`api@0.1.0`, a glob) is kept for cargo to resolve.
     let is_plain_name = |spec: &str| {
         spec.chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
     };
-    selected
+    let packages: Vec<String> = selected
         .into_iter()
         .filter(|spec| !is_plain_name(spec) || libraries.contains(spec))
-        .collect()
+        .collect();
+    if packages.is_empty() {
+        return None;
+    }
+    for package in packages {
+        args.extend(["-p".to_owned(), package]);
+    }
+    Some(args)
+}
+
+/// Whether the user narrowed the packages tested (`-p`, `--exclude`).
+fn narrowed(user: &[String]) -> bool {
+    !selected_packages(user).is_empty() || !excluded_packages(user).is_empty()
 }
 
 /// The user's arguments that belong to cargo (before a `--`, after which they are the tests').
@@ -745,30 +755,32 @@ mod tests {
     #[test]
     fn doc_tests_cover_the_chosen_packages_that_have_a_library() {
         let libraries = strings(&["api", "testkit"]);
-        assert_eq!(doc_test_packages(&[], &libraries), libraries);
-        let user = strings(&["--workspace", "--exclude", "api"]);
-        assert_eq!(doc_test_packages(&user, &libraries), strings(&["testkit"]));
-        let user = strings(&["-p", "testkit", "-p", "xtask", "-E", "test(x)"]);
-        assert_eq!(doc_test_packages(&user, &libraries), strings(&["testkit"]));
-        let user = strings(&["-p", "xtask"]);
-        assert!(doc_test_packages(&user, &libraries).is_empty());
-        let user = strings(&["-p", "api@0.1.0"]);
+        let args = |user: &[&str]| doc_test_args(&strings(user), &libraries);
+        let doc = |rest: &[&str]| {
+            Some(strings(
+                &[&["test", "--doc", "--no-fail-fast"], rest].concat(),
+            ))
+        };
+        assert_eq!(args(&[]), doc(&["--workspace"]));
         assert_eq!(
-            doc_test_packages(&user, &libraries),
-            strings(&["api@0.1.0"])
+            args(&["--workspace", "--exclude", "api"]),
+            doc(&["--workspace", "--exclude", "api"])
         );
+        assert_eq!(args(&["--exclude", "api", "--exclude=testkit"]), None);
         assert_eq!(
-            doc_test_args(&libraries),
-            strings(&[
-                "test",
-                "--doc",
-                "--no-fail-fast",
-                "-p",
-                "api",
-                "-p",
-                "testkit"
-            ])
+            args(&["-p", "testkit", "-p", "xtask", "-E", "test(x)"]),
+            doc(&["-p", "testkit"])
         );
+        assert_eq!(args(&["-p", "xtask"]), None);
+        assert_eq!(args(&["-p", "api@0.1.0"]), doc(&["-p", "api@0.1.0"]));
+    }
+
+    #[test]
+    fn only_a_narrowed_run_builds_the_api_binary_apart() {
+        assert!(!narrowed(&[]));
+        assert!(!narrowed(&strings(&["--workspace", "-E", "test(x)"])));
+        assert!(narrowed(&strings(&["-p", "web"])));
+        assert!(narrowed(&strings(&["--exclude", "xtask"])));
     }
 
     #[test]
