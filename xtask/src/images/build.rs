@@ -127,11 +127,22 @@ pub(crate) async fn build(
             }
         }
     }
+    check_made(docker, reference, platform, &last_lines).await
+}
+
+/// Fails unless the engine now has `reference`, for `platform` when one was asked for;
+/// `last_output` (the end of what making it printed) goes into the error.
+pub(crate) async fn check_made(
+    docker: &Docker,
+    reference: &str,
+    platform: Option<Platform>,
+    last_output: &[String],
+) -> anyhow::Result<()> {
     let image = match docker.inspect_image(reference).await {
         Ok(image) => image,
         Err(err) if crate::docker::is_not_found(&err) => bail!(
-            "building image {reference} ended without an image; the last output was:\n{}",
-            last_lines.join("\n")
+            "making image {reference} ended without an image; the last output was:\n{}",
+            last_output.join("\n")
         ),
         Err(err) => return Err(err).with_context(|| format!("inspecting image {reference}")),
     };
@@ -141,7 +152,7 @@ pub(crate) async fn build(
         && image.architecture.as_deref() != Some(platform.arch())
     {
         bail!(
-            "the engine built {reference} for {} instead of {platform}; update Docker to 20.10 or later",
+            "the engine made {reference} for {} instead of {platform}; update Docker to 20.10 or later",
             image
                 .architecture
                 .as_deref()

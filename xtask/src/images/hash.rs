@@ -142,6 +142,26 @@ pub(crate) fn package_dirs(metadata: &[u8], package: &str) -> anyhow::Result<Vec
     Ok(dirs.into_iter().collect())
 }
 
+/// What an app's binary is made of, relative to the workspace root: its [`package_dirs`], and
+/// the manifests of the packages of the apps it is compiled with (`together`). One cargo build
+/// makes all of them, so the features their manifests ask of a shared dependency are compiled
+/// into every binary of the build.
+pub(crate) fn app_inputs(
+    metadata: &[u8],
+    app: &str,
+    together: &[&str],
+) -> anyhow::Result<Vec<String>> {
+    let mut inputs: BTreeSet<String> = package_dirs(metadata, app)?.into_iter().collect();
+    for other in together.iter().filter(|other| **other != app) {
+        for dir in package_dirs(metadata, other)? {
+            if !inputs.contains(&dir) {
+                inputs.insert(format!("{dir}/Cargo.toml"));
+            }
+        }
+    }
+    Ok(inputs.into_iter().collect())
+}
+
 /// The hash (64 hex digits) of the files under `dirs` and of the workspace's root build files,
 /// as `.dockerignore` filters them, together with `recipe`.
 pub(crate) fn input_hash(
@@ -280,7 +300,7 @@ testkit = { path = "testkit" }
 
     fn hash_of(root: &Path, package: &str, extra: &[&str], recipe: &Recipe<'_>) -> String {
         let metadata = cargo_metadata(&crate::context::Context::for_tests(), root).unwrap();
-        let mut dirs = package_dirs(&metadata, package).unwrap();
+        let mut dirs = app_inputs(&metadata, package, &["api", "web"]).unwrap();
         dirs.extend(extra.iter().map(|dir| (*dir).to_owned()));
         let ignore = DockerIgnore::load(root).unwrap();
         input_hash(root, &dirs, &ignore, recipe).unwrap()
@@ -352,6 +372,16 @@ testkit = { path = "testkit" }
             (
                 "contract",
                 |r| write(r, "contract/src/lib.rs", "// x\n"),
+                true,
+                true,
+            ),
+            (
+                // Built together, so web's features of a shared dependency are api's too.
+                "web's manifest",
+                |r| {
+                    let manifest = fs::read_to_string(r.join("web/Cargo.toml")).unwrap();
+                    write(r, "web/Cargo.toml", &format!("{manifest}# x\n"));
+                },
                 true,
                 true,
             ),

@@ -2,6 +2,7 @@
 //! and Redis images for machines that cannot pull from a registry.
 
 pub(crate) mod app;
+pub(crate) mod archive;
 pub(crate) mod build;
 pub(crate) mod context;
 pub(crate) mod hash;
