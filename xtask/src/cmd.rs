@@ -59,28 +59,6 @@ pub(crate) fn kill_group(pid: u32, signal: nix::sys::signal::Signal) {
     }
 }
 
-/// Cargo's settings for a CI run, where every build is the first of a clean clone on a small
-/// disk: no incremental compilation state (gigabytes that no later build reads), and line tables
-/// only in the test binaries (backtraces keep their files and lines, the binaries lose half their
-/// size).
-pub(crate) const CI_BUILD_SETTINGS: [(&str, &str); 2] = [
-    ("CARGO_INCREMENTAL", "0"),
-    ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
-];
-
-/// The [`CI_BUILD_SETTINGS`] to give cargo, given the environment's variables.
-fn ci_build_settings(
-    var: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Vec<(&'static str, &'static str)> {
-    if var("CI").is_none() {
-        return Vec::new();
-    }
-    CI_BUILD_SETTINGS
-        .into_iter()
-        .filter(|(name, _)| var(name).is_none())
-        .collect()
-}
-
 /// How a command that may be interrupted ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finished {
@@ -103,13 +81,9 @@ impl Cmd {
         }
     }
 
-    /// `cargo`, as the one that started us when known (`CARGO`), else from PATH. In CI (the `CI`
-    /// variable set) with [`CI_BUILD_SETTINGS`], unless a variable of those is set already.
+    /// `cargo`, as the one that started us when known (`CARGO`), else from PATH.
     pub(crate) fn cargo() -> Self {
-        let cmd = Self::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        ci_build_settings(|name| std::env::var_os(name))
-            .into_iter()
-            .fold(cmd, |cmd, (name, value)| cmd.env(name, value))
+        Self::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
     }
 
     /// Appends one argument, passed as it is: no shell splits or expands it.
@@ -365,26 +339,6 @@ impl fmt::Debug for Relay<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ci_builds_skip_incremental_state_unless_the_developer_chose() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(var, _)| *var == name)
-                    .map(|(_, value)| std::ffi::OsString::from(value))
-            }
-        };
-        assert!(ci_build_settings(env(&[])).is_empty());
-        assert_eq!(
-            ci_build_settings(env(&[("CI", "true")])),
-            CI_BUILD_SETTINGS.to_vec()
-        );
-        assert_eq!(
-            ci_build_settings(env(&[("CI", "1"), ("CARGO_INCREMENTAL", "1")])),
-            vec![("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")]
-        );
-    }
 
     #[test]
     fn a_command_is_shown_as_typed_with_quotes_only_where_needed() {

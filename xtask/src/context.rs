@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cmd::Cmd;
 use crate::config::Config;
 use crate::state::StateDir;
 use crate::ui::{Ui, Verbosity};
@@ -22,6 +23,8 @@ pub(crate) struct Context {
     kube: Option<String>,
     /// What the environment configures.
     config: Config,
+    /// Variables every cargo build of this run gets ([`Context::cargo`]).
+    cargo_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Context {
@@ -39,7 +42,23 @@ impl Context {
             runtime,
             chosen: std::sync::OnceLock::new(),
             config,
+            cargo_env: Vec::new(),
         }
+    }
+
+    /// The same context, whose cargo builds also get `env`.
+    pub(crate) fn with_cargo_env(self, env: Vec<(&'static str, &'static str)>) -> Self {
+        Self {
+            cargo_env: env,
+            ..self
+        }
+    }
+
+    /// `cargo` for a build of this run: [`Cmd::cargo`] with the run's variables.
+    pub(crate) fn cargo(&self) -> Cmd {
+        self.cargo_env
+            .iter()
+            .fold(Cmd::cargo(), |cmd, (name, value)| cmd.env(name, value))
     }
 
     /// The same context with only failures and warnings shown: for work a command does on

@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use anyhow::{Context as _, bail};
 use testkit::{PostgresServer, Seed, TestDatabase};
 
-use crate::cmd::Cmd;
 use crate::context::Context;
 
 /// Options of `cargo xtask sqlx-prepare`.
@@ -78,7 +77,7 @@ fn generate(
     touch_sources(&ctx.root().join(CRATE).join("src"))?;
     // The libraries' unit tests of the whole workspace, as `cargo xtask test` builds them: the
     // dependencies get the features the tests resolve, so a full test run compiles them once.
-    Cmd::cargo()
+    ctx.cargo()
         .args(["test", "--no-run", "--quiet", "--workspace", "--lib"])
         .env("SQLX_OFFLINE", "false")
         .env("DATABASE_URL", &database.url)

@@ -33,6 +33,29 @@ const ENGINE_LOG: &str = "target/dockerd.log";
 /// The nextest profile (in `.config/nextest.toml`) used when the `CI` variable is set.
 const CI_PROFILE: &str = "ci";
 
+/// Cargo's settings for a CI run of `cargo xtask test` (its steps, the images it prepares, and
+/// the builds its tests make, which inherit them), where every build is the first of a clean
+/// clone on a small disk: no incremental compilation state (gigabytes that no later build reads), and line tables
+/// only in the test binaries (backtraces keep their files and lines, the binaries lose half their
+/// size).
+const CI_BUILD_SETTINGS: [(&str, &str); 2] = [
+    ("CARGO_INCREMENTAL", "0"),
+    ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
+];
+
+/// The [`CI_BUILD_SETTINGS`] to give cargo, given the environment's variables.
+fn ci_build_settings(
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, &'static str)> {
+    if var("CI").is_none() {
+        return Vec::new();
+    }
+    CI_BUILD_SETTINGS
+        .into_iter()
+        .filter(|(name, _)| var(name).is_none())
+        .collect()
+}
+
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -54,6 +77,9 @@ enum Runner {
 /// Runs every step even after one fails, then stops the servers; exits with the first failing
 /// step's code (1 for a stale `api/.sqlx` or images that would not build), or 130 on Ctrl-C.
 pub(crate) fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let ctx = &ctx
+        .clone()
+        .with_cargo_env(ci_build_settings(|name| std::env::var_os(name)));
     let ui = ctx.ui();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let _entered = runtime.enter();
@@ -195,7 +221,7 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
             // summary, and only over packages with a library, which `cargo test --doc` demands.
             let libraries = library_packages(ctx)?;
             match doc_test_args(user, &libraries) {
-                Some(args) => steps.push(in_root(Cmd::cargo().args(args))),
+                Some(args) => steps.push(in_root(ctx.cargo().args(args))),
                 None => ctx
                     .ui()
                     .progress("no library among the packages tested: no doc tests to run"),
@@ -209,10 +235,11 @@ fn plan(ctx: &Context, user: &[String]) -> anyhow::Result<Vec<Cmd>> {
     // workspace's run builds it; one narrowed to `-p web` would not (nor rebuild a stale one).
     if narrowed(user) {
         steps.push(in_root(
-            Cmd::cargo().args(["build", "--quiet", "-p", "api", "--bin", "api"]),
+            ctx.cargo()
+                .args(["build", "--quiet", "-p", "api", "--bin", "api"]),
         ));
     }
-    let mut tests = in_root(Cmd::cargo().args(runner_args(runner, user)));
+    let mut tests = in_root(ctx.cargo().args(runner_args(runner, user)));
     if runner == Runner::Nextest
         && let Some(profile) = nextest_profile(
             std::env::var_os("CI").as_deref(),
@@ -460,7 +487,8 @@ fn interrupted(ui: &Ui) -> ExitCode {
 }
 
 fn detect_runner(ctx: &Context) -> anyhow::Result<Runner> {
-    let probe = Cmd::cargo()
+    let probe = ctx
+        .cargo()
         .args(["nextest", "--version"])
         .output(ctx.ui())?;
     Ok(if probe.status.success() {
@@ -472,7 +500,8 @@ fn detect_runner(ctx: &Context) -> anyhow::Result<Runner> {
 
 /// The workspace packages that have a library target (only those can have doc tests).
 fn library_packages(ctx: &Context) -> anyhow::Result<Vec<String>> {
-    let output = Cmd::cargo()
+    let output = ctx
+        .cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(ctx.root())
         .output(ctx.ui())?;
@@ -633,6 +662,26 @@ fn exit_code(status: ExitStatus) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ci_builds_skip_incremental_state_unless_the_developer_chose() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(var, _)| *var == name)
+                    .map(|(_, value)| std::ffi::OsString::from(value))
+            }
+        };
+        assert!(ci_build_settings(env(&[])).is_empty());
+        assert_eq!(
+            ci_build_settings(env(&[("CI", "true")])),
+            CI_BUILD_SETTINGS.to_vec()
+        );
+        assert_eq!(
+            ci_build_settings(env(&[("CI", "1"), ("CARGO_INCREMENTAL", "1")])),
+            vec![("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")]
+        );
+    }
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(ToString::to_string).collect()

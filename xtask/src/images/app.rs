@@ -476,7 +476,7 @@ async fn cargo_build(
 ) -> anyhow::Result<PathBuf> {
     let name = app.name();
     let target = platform.musl_target();
-    let mut cmd = Cmd::cargo().current_dir(ctx.root()).args([
+    let mut cmd = ctx.cargo().current_dir(ctx.root()).args([
         "build",
         "--profile",
         Profile::CARGO_PROFILE,
