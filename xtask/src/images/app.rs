@@ -542,6 +542,7 @@ async fn cargo_build(
     if !status.success() {
         if let Some(((package, first), rest)) = errors.split_first() {
             return Err(CompileError {
+                app,
                 package: package.clone(),
                 first: first.clone(),
                 more: rest.len(),
@@ -557,7 +558,9 @@ async fn cargo_build(
 /// more there are (the rest usually follow from the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CompileError {
-    /// The package that failed.
+    /// The app being built.
+    pub(crate) app: App,
+    /// The package that failed: the app's own, or one it is built with.
     pub(crate) package: String,
     /// The first error, in full, as rustc renders it.
     pub(crate) first: String,
@@ -667,6 +670,7 @@ mod tests {
         assert_eq!(compiler_error("   Compiling api v0.1.0"), None);
 
         let shown = CompileError {
+            app: App::Api,
             package,
             first,
             more: 2,

@@ -34,14 +34,26 @@ pub(crate) struct Touched {
     pub(crate) manifests: bool,
     /// `db/seed.sql` changed.
     pub(crate) seed: bool,
-    /// The changed paths that matter, relative to the root (or the manifests' directory).
+    /// The changed paths that matter and exist, relative to the root (or the manifests'
+    /// directory).
     pub(crate) files: BTreeSet<String>,
+    /// Those that no longer exist: a deleted source, or an editor's temporary file (written,
+    /// then renamed over the file saved).
+    pub(crate) gone: BTreeSet<String>,
 }
 
 impl Touched {
     /// Whether the burst touched nothing that matters (an editor's swap file, `target/`).
     pub(crate) fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.gone.is_empty()
+    }
+
+    fn record(&mut self, path: &Path, name: String) {
+        if path.exists() {
+            self.files.insert(name);
+        } else {
+            self.gone.insert(name);
+        }
     }
 }
 
@@ -62,21 +74,29 @@ impl Inputs {
     }
 
     /// The paths to watch: the root (not recursively, for its build files), each input
-    /// directory, the manifests and `db/`. Directories that do not exist are left out.
+    /// directory, the manifests and `db/`, and the folder of an input file that none of those
+    /// holds (an editor replaces a file by renaming, which a watch on the file itself misses).
+    /// Paths that do not exist are left out.
     pub(crate) fn watched(&self) -> Vec<(PathBuf, bool)> {
-        let mut dirs: BTreeSet<PathBuf> = self
+        let inputs: BTreeSet<PathBuf> = self
             .apps
             .iter()
             .flat_map(|(_, dirs)| dirs.iter().map(|dir| self.root.join(dir)))
+            .chain([self.manifests.clone(), self.root.join("db")])
             .collect();
-        dirs.insert(self.manifests.clone());
-        dirs.insert(self.root.join("db"));
+        let dirs: Vec<PathBuf> = inputs.iter().filter(|p| p.is_dir()).cloned().collect();
         let mut watched = vec![(self.root.clone(), false)];
-        watched.extend(
-            dirs.into_iter()
-                .filter(|dir| dir.is_dir())
-                .map(|dir| (dir, true)),
-        );
+        let covered =
+            |folder: &Path| folder == self.root || dirs.iter().any(|d| folder.starts_with(d));
+        let folders: BTreeSet<PathBuf> = inputs
+            .iter()
+            .filter(|p| p.is_file())
+            .filter_map(|file| file.parent())
+            .filter(|folder| !covered(folder))
+            .map(Path::to_path_buf)
+            .collect();
+        watched.extend(dirs.into_iter().map(|dir| (dir, true)));
+        watched.extend(folders.into_iter().map(|folder| (folder, false)));
         // `.cargo/config.toml` is a root file one level down.
         let cargo = self.root.join(".cargo");
         if cargo.is_dir() {
@@ -93,7 +113,7 @@ impl Inputs {
                 let name = relative.to_string_lossy();
                 if is_manifest(&name) {
                     touched.manifests = true;
-                    touched.files.insert(format!("{MANIFESTS}/{name}"));
+                    touched.record(path, format!("{MANIFESTS}/{name}"));
                 }
                 continue;
             }
@@ -103,7 +123,7 @@ impl Inputs {
             let relative = relative.to_string_lossy().replace('\\', "/");
             if relative == SEED {
                 touched.seed = true;
-                touched.files.insert(relative);
+                touched.record(path, relative);
                 continue;
             }
             if self.ignore.is_excluded(&relative) {
@@ -111,14 +131,15 @@ impl Inputs {
             }
             let root_file = ROOT_FILES.contains(&relative.as_str());
             for (app, dirs) in &self.apps {
+                // An input is a directory, or a file (another app's manifest).
                 let inside = dirs.iter().any(|dir| {
                     relative
                         .strip_prefix(dir.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'))
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
                 });
                 if root_file || inside {
                     touched.apps.insert(*app);
-                    touched.files.insert(relative.clone());
+                    touched.record(path, relative.clone());
                 }
             }
         }
@@ -158,6 +179,21 @@ mod tests {
         assert_eq!(both.apps, BTreeSet::from([App::Api, App::Web]));
         let lock = touched(&inputs, &["Cargo.lock"]);
         assert_eq!(lock.apps, BTreeSet::from([App::Api, App::Web]));
+        // Both apps are built in one cargo run: web's manifest is an input of the API.
+        let manifest = touched(&inputs, &["web/Cargo.toml"]);
+        assert_eq!(manifest.apps, BTreeSet::from([App::Api, App::Web]));
+        let template = touched(&inputs, &["web/templates/index.html"]);
+        assert_eq!(template.apps, BTreeSet::from([App::Web]));
+    }
+
+    #[test]
+    fn a_file_gone_by_the_end_of_the_burst_is_told_apart() {
+        let inputs = inputs();
+        let save = touched(&inputs, &["api/src/lib.rs", "api/src/sedQx81Lp"]);
+        assert_eq!(save.apps, BTreeSet::from([App::Api]));
+        assert_eq!(save.files, BTreeSet::from(["api/src/lib.rs".to_owned()]));
+        assert_eq!(save.gone, BTreeSet::from(["api/src/sedQx81Lp".to_owned()]));
+        assert!(!touched(&inputs, &["api/src/sedQx81Lp"]).is_empty());
     }
 
     #[test]

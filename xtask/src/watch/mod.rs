@@ -197,11 +197,18 @@ async fn rebuild(
 
 /// The step's title: the changed file, or the first and how many more.
 fn changed_files(touched: &Touched) -> String {
-    let mut files = touched.files.iter();
+    // An editor's temporary files are gone by the end of a save: only the saved files count,
+    // unless files were only removed.
+    let (files, what) = if touched.files.is_empty() {
+        (&touched.gone, "removed")
+    } else {
+        (&touched.files, "changed")
+    };
+    let mut files = files.iter();
     let first = files.next().map_or("", String::as_str);
     match files.len() {
-        0 => format!("{first} changed"),
-        more => format!("{first} and {more} more changed"),
+        0 => format!("{first} {what}"),
+        more => format!("{first} and {more} more {what}"),
     }
 }
 
@@ -212,9 +219,32 @@ fn report_failure(ctx: &Context, err: &anyhow::Error) {
     if let Some(compile) = err.downcast_ref::<CompileError>() {
         ui.warn(format!(
             "{compile}\nthe running {} keeps serving; save a fix to try again",
-            compile.package
+            compile.app.name()
         ));
     } else {
         ui.warn(format!("{err:#}\nsave again to retry"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touched(files: &[&str], gone: &[&str]) -> Touched {
+        Touched {
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+            gone: gone.iter().map(|f| (*f).to_owned()).collect(),
+            ..Touched::default()
+        }
+    }
+
+    #[test]
+    fn a_cycle_names_the_saved_files_not_the_editors_temporary_ones() {
+        let save = touched(&["api/src/lib.rs"], &["api/src/.lib.rs.tmp4913"]);
+        assert_eq!(changed_files(&save), "api/src/lib.rs changed");
+        let two = touched(&["api/src/a.rs", "api/src/b.rs"], &[]);
+        assert_eq!(changed_files(&two), "api/src/a.rs and 1 more changed");
+        let removed = touched(&[], &["api/src/old.rs"]);
+        assert_eq!(changed_files(&removed), "api/src/old.rs removed");
     }
 }

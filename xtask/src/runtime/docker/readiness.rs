@@ -83,7 +83,7 @@ pub(crate) async fn wait(
     let started = Instant::now();
     let name = &plan.container_name;
     // Poll fast: the probe's period is for a cluster under load, not for a developer waiting.
-    let poll = Duration::from_millis(250);
+    let mut polls = poll_intervals();
     let mut last_wait = String::from("starting");
     // A crashing process restarted between two looks shows as running with exit code 0; the
     // engine's `die` events keep the real code.
@@ -175,7 +175,7 @@ pub(crate) async fn wait(
                 plan.workload
             );
         }
-        let pause = tokio::time::sleep(poll);
+        let pause = tokio::time::sleep(polls.next().unwrap_or(POLL_EVERY));
         tokio::pin!(pause);
         loop {
             tokio::select! {
@@ -184,6 +184,17 @@ pub(crate) async fn wait(
             }
         }
     }
+}
+
+/// How often a container that is not ready yet is looked at, once it has been a while.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// The pauses between looks: from 25 ms, doubling up to [`POLL_EVERY`]. A small app is ready
+/// some 100 ms after it starts, and in the watch loop every look saved is time from the save.
+fn poll_intervals() -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(Duration::from_millis(25)), |pause| {
+        Some((*pause * 2).min(POLL_EVERY))
+    })
 }
 
 type Deaths = std::pin::Pin<Box<dyn futures_util::Stream<Item = i64> + Send>>;
@@ -306,6 +317,15 @@ fn refuses_the_password(why: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_start_quick_and_settle_at_the_steady_pace() {
+        let pauses: Vec<u64> = poll_intervals()
+            .take(7)
+            .map(|pause| pause.as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [25, 50, 100, 200, 250, 250, 250]);
+    }
 
     #[test]
     fn a_refused_password_is_told_apart_from_a_server_still_starting() {
