@@ -94,22 +94,12 @@ impl OneLayer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read as _;
-
     use super::*;
 
     fn entries(archive: &[u8]) -> HashMap<String, Vec<u8>> {
-        let mut archive = tar::Archive::new(archive);
-        archive
-            .entries()
-            .unwrap()
-            .map(|entry| {
-                let mut entry = entry.unwrap();
-                let path = entry.path().unwrap().to_string_lossy().into_owned();
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).unwrap();
-                (path, data)
-            })
+        crate::images::context::tests::listing(archive)
+            .into_iter()
+            .map(|(path, _, _, _, data)| (path, data))
             .collect()
     }
 

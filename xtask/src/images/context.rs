@@ -374,7 +374,7 @@ pub(crate) fn workspace_context(root: &Path, dockerfile: &str) -> anyhow::Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn excluded(patterns: &str, path: &str) -> bool {
@@ -558,7 +558,8 @@ mod tests {
         );
     }
 
-    fn listing(archive: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+    /// Each entry of a tar archive: path, mode, mtime, owner and contents.
+    pub(crate) fn listing(archive: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
         let mut archive = tar::Archive::new(archive);
         archive
             .entries()
