@@ -373,6 +373,7 @@ pub(crate) fn workspace_context(root: &Path, dockerfile: &str) -> anyhow::Result
     tar.into_bytes()
 }
 
+/// The tests of the context, and the tar reading other modules' tests share.
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
