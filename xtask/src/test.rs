@@ -35,9 +35,9 @@ const CI_PROFILE: &str = "ci";
 
 /// Cargo's settings for a CI run of `cargo xtask test` (its steps, the images it prepares, and
 /// the builds its tests make, which inherit them), where every build is the first of a clean
-/// clone on a small disk: no incremental compilation state (gigabytes that no later build reads), and line tables
-/// only in the test binaries (backtraces keep their files and lines, the binaries lose half their
-/// size).
+/// clone on a small disk: no incremental compilation state (gigabytes that no later build
+/// reads), and line tables only in the test binaries (backtraces keep their files and lines,
+/// the binaries lose half their size).
 const CI_BUILD_SETTINGS: [(&str, &str); 2] = [
     ("CARGO_INCREMENTAL", "0"),
     ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
@@ -487,8 +487,7 @@ fn interrupted(ui: &Ui) -> ExitCode {
 }
 
 fn detect_runner(ctx: &Context) -> anyhow::Result<Runner> {
-    let probe = ctx
-        .cargo()
+    let probe = Cmd::cargo()
         .args(["nextest", "--version"])
         .output(ctx.ui())?;
     Ok(if probe.status.success() {
@@ -500,8 +499,7 @@ fn detect_runner(ctx: &Context) -> anyhow::Result<Runner> {
 
 /// The workspace packages that have a library target (only those can have doc tests).
 fn library_packages(ctx: &Context) -> anyhow::Result<Vec<String>> {
-    let output = ctx
-        .cargo()
+    let output = Cmd::cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(ctx.root())
         .output(ctx.ui())?;

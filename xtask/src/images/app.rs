@@ -198,7 +198,7 @@ async fn ensure(
         "version {RECIPE_VERSION}\nprofile {profile}\n{}\n{PASSWD}{GROUP}",
         serde_json::Value::Object(run.clone())
     );
-    let dirs = input_dirs(ctx, app)?;
+    let dirs = input_paths(ctx, app)?;
     let ignore = DockerIgnore::load(root)?;
     let inputs = hash::input_hash(
         root,
@@ -268,7 +268,7 @@ async fn ensure(
 /// its crate, its path dependencies, the other apps' manifests ([`hash::app_inputs`]) and its
 /// extra inputs, relative to the root. What the tag is hashed from, and what `dev --watch`
 /// watches: one list for both.
-pub(crate) fn input_dirs(ctx: &Context, app: App) -> anyhow::Result<Vec<String>> {
+pub(crate) fn input_paths(ctx: &Context, app: App) -> anyhow::Result<Vec<String>> {
     let metadata = hash::cargo_metadata(ctx, ctx.root())?;
     let apps = App::ALL.map(App::name);
     let mut dirs = hash::app_inputs(&metadata, app.name(), &apps)?;
@@ -461,12 +461,13 @@ fn linker_var(target: &str) -> String {
 /// Builds every app's static binary on the host for `platform`, streaming cargo's messages to
 /// `on_progress`, and returns where cargo put `app`'s. One build for all apps compiles their
 /// shared dependencies once, with one set of features: an app at a time, cargo compiled 70 of
-/// web's 270 crates a second time after the API's (measured on this workspace). rust-lld (shipped with the toolchain) links,
-/// unless the developer chose a linker with cargo's variable: off the platform's own host the
-/// system's C linker would produce a binary for the host, and on it rust-lld links the watch
-/// loop's one-line change in 1.6 s where `cc` takes 2.2 s (measured on the API). The same
-/// linker for every build keeps the dependencies' compiled form shared: cargo rebuilds every
-/// crate when the linker changes.
+/// web's 270 crates a second time after the API's (measured on this workspace).
+///
+/// rust-lld (shipped with the toolchain) links, unless the developer chose a linker with
+/// cargo's variable: off the platform's own host the system's C linker would produce a binary
+/// for the host, and on it rust-lld links the watch loop's one-line change in 1.6 s where `cc`
+/// takes 2.2 s (measured on the API). The same linker for every build keeps the dependencies'
+/// compiled form shared: cargo rebuilds every crate when the linker changes.
 async fn cargo_build(
     ctx: &Context,
     app: App,
@@ -586,8 +587,8 @@ impl std::fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// The crate and the rendered text of an error in a `compiler-message` of cargo; not rustc's closing
-/// "aborting due to N previous errors", which is a count, not an error.
+/// The crate and the rendered text of an error in a `compiler-message` of cargo; not rustc's
+/// closing "aborting due to N previous errors", which is a count, not an error.
 fn compiler_error(line: &str) -> Option<(String, String)> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
     let diagnostic = &message["message"];

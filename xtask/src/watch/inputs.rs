@@ -63,7 +63,7 @@ impl Inputs {
         let root = ctx.root().to_path_buf();
         let mut apps = Vec::new();
         for app in App::ALL {
-            apps.push((app, app::input_dirs(ctx, app)?));
+            apps.push((app, app::input_paths(ctx, app)?));
         }
         Ok(Self {
             manifests: ctx.config().manifests.clone(),
