@@ -152,8 +152,8 @@ fn is_unreachable(err: &sqlx::Error) -> bool {
     }
 }
 
-/// The routes with the middleware stack: request ids, request logging, CORS, the problem
-/// document for bare errors, a deadline and the body limit.
+/// The routes with the middleware stack: request ids, request logging, compression for the
+/// clients that ask, CORS, the problem document for bare errors, a deadline and the body limit.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
     routes::router()
@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(cors(&config))
+        .layer(servicekit::http::compression())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(servicekit::http::request_trace())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -20,12 +20,16 @@
 //!   capabilities of a headless session that makes no connections of its own.
 //! - `process.rs`: free ports, readiness polling, stopping children and killing process trees,
 //!   shared by the servers.
+//! - `encoding.rs`: [`decode_body`], a compressed response's body as the server meant it.
 
 mod chromedriver;
 mod database;
+mod encoding;
 mod postgres;
 mod process;
 mod redis;
+
+pub use encoding::decode_body;
 
 pub use chromedriver::{
     CHROME_BIN_ENV, Chromedriver, chromium_binary, headless_chromium_capabilities,

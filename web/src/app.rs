@@ -103,8 +103,8 @@ impl Server {
 }
 
 /// The routes with the middleware stack. From the outside in: a request id, the request log,
-/// the id echoed on the response, security headers on every response (rejections included),
-/// CSRF protection for forms, friendly pages for bare errors, a page deadline, the body limit.
+/// the id echoed on the response, compression for the browsers that ask, security headers on
+/// every response (rejections included), CSRF protection for forms, friendly pages for bare errors, a page deadline, the body limit.
 pub fn router(
     state: AppState,
     origins: &[String],
@@ -131,6 +131,7 @@ pub fn router(
         .layer(middleware::map_response(page_for_bare_errors))
         .layer(csrf)
         .layer(middleware::map_response(security_headers))
+        .layer(servicekit::http::compression())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(servicekit::http::request_trace())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

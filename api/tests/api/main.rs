@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cache;
+mod compression;
 mod endpoints;
 mod faults;
 mod helpers;

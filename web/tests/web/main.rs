@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod cache;
+mod compression;
 mod dashboard;
 mod deployments;
 mod helpers;
