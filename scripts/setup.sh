@@ -40,6 +40,9 @@
 #   asciinema        the terminal recorder of scripts/demo.sh (which renders the cast to SVG with
 #                    svg-term-cli through npx, from npm, when it runs).
 #   python3-pip      only when pip is missing: to install the Python package below.
+#   npm              only when npm is missing: to install axe-core below.
+#   axe-core         (from npm, pinned, installed globally) the accessibility engine that the
+#                    browser test runs in the dashboard's pages (WCAG 2.1 A/AA, best practices).
 #   openapi-spec-validator (Python, from PyPI)
 #                    the API tests validate the generated OpenAPI document with it.
 #   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
@@ -56,6 +59,7 @@ APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config debootstrap
 # The browser and its driver, installed from apt on Debian only (see above).
 BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGE=openapi-spec-validator
+AXE_CORE_VERSION=4.14.1
 PYTHON_MODULE=openapi_spec_validator
 MUSL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
@@ -93,7 +97,8 @@ if [[ $(uname -s) == Darwin ]]; then
         say '  cargo-nextest: `brew install cargo-nextest`'
         say '  (lsof, which finds what holds a taken port, ships with macOS)'
         say 'the tests'"'"' own dependencies are for Linux (CI): PostgreSQL 15 or newer, redis-server,'
-        say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator'
+        say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator,'
+        say "  npm with axe-core $AXE_CORE_VERSION"
     }
     command -v rustup >/dev/null ||
         die "rustup not found: install Rust with it (https://rustup.rs), then run this again to add ${MUSL_TARGETS[*]}"
@@ -128,6 +133,7 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     printf '  - a Docker engine, debootstrap (with Debian'"'"'s archive keyring) and a static busybox\n' >&2
     printf '  - rustup target add %s\n' "${MUSL_TARGETS[*]}" >&2
     printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
+    printf '  - npm install --global axe-core@%s\n' "$AXE_CORE_VERSION" >&2
     printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
     exit 1
@@ -209,6 +215,10 @@ else
     fi
 fi
 
+if ! command -v npm >/dev/null; then
+    missing+=(npm)
+fi
+
 if ((${#missing[@]} > 0)); then
     clusters_before=$(list_clusters)
     if [[ " ${missing[*]} " == *" postgresql "* ]]; then
@@ -254,6 +264,16 @@ if [[ $needs_python_package == true ]]; then
     fi
     python3 -c "import $PYTHON_MODULE" || die "$PYTHON_PACKAGE was installed but cannot be imported"
     done_items+=("$PYTHON_PACKAGE")
+fi
+
+# --- axe-core -------------------------------------------------------------------------------
+axe_core_json="$(npm root --global)/axe-core/package.json"
+if [[ -r $axe_core_json ]] && grep -qF "\"version\": \"$AXE_CORE_VERSION\"" "$axe_core_json"; then
+    say "axe-core $AXE_CORE_VERSION is already installed"
+else
+    say "installing axe-core $AXE_CORE_VERSION with npm"
+    as_root npm install --global --no-audit --no-fund --loglevel=error "axe-core@$AXE_CORE_VERSION" >/dev/null
+    done_items+=("axe-core@$AXE_CORE_VERSION")
 fi
 
 # --- cargo-nextest --------------------------------------------------------------------------

@@ -20,8 +20,10 @@
 //!   capabilities of a headless session that makes no connections of its own.
 //! - `process.rs`: free ports, readiness polling, stopping children and killing process trees,
 //!   shared by the servers.
+//! - `axe.rs`: [`axe_core_source`], the accessibility engine the browser test runs in pages.
 //! - `encoding.rs`: [`decode_body`], a compressed response's body as the server meant it.
 
+mod axe;
 mod chromedriver;
 mod database;
 mod encoding;
@@ -29,6 +31,7 @@ mod postgres;
 mod process;
 mod redis;
 
+pub use axe::{AXE_CORE_ENV, axe_core_source};
 pub use encoding::decode_body;
 
 pub use chromedriver::{

@@ -4,7 +4,7 @@
 //! Each test starts a stack of its own (a fresh seeded database, a Redis key prefix, the two
 //! binaries on free ports, a chromedriver) and fails at any healthy step on an `.unavailable`
 //! notice, an error page, panic text, or an error in the browser console. Screenshots land in
-//! `target/screenshots/`.
+//! `target/screenshots/`. axe-core checks the pages' accessibility as a browser renders them.
 //!
 //! Run these tests alone with `cargo xtask test -- -p web -E 'binary(browser)'`. To also refresh
 //! the screenshot in the docs (`docs/dashboard.png`, a copy of `dashboard-desktop.png`):
@@ -284,6 +284,39 @@ async fn the_cache_indicator_shows_miss_then_hit_and_miss_again_after_clearing()
     );
     assert_eq!(browser.attr(indicator, "data-cache").await, "MISS");
 
+    stack.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_no_accessibility_violations_on_the_dashboard_a_deployment_and_the_form() {
+    let stack = Stack::start().await;
+    let browser = &stack.browser;
+    let axe = testkit::axe_core_source().unwrap();
+    let first = stack.api_ids("").await[0];
+    for (path, ready) in [
+        ("/".to_owned(), ROWS),
+        (format!("/deployments/{first}"), "#deployment"),
+        ("/deployments/new".to_owned(), "#new-deployment"),
+    ] {
+        browser.open(&stack.web_url(&path)).await;
+        browser.wait_for(ready).await;
+        browser.assert_healthy(&path).await;
+        let violations = browser.axe_violations(&axe).await;
+        assert!(violations.is_empty(), "axe on {path}: {violations:#?}");
+    }
+    // The check sees what it is for: an unlabelled field added to the form is reported.
+    browser
+        .execute_script(
+            "document.querySelector('#new-deployment').insertAdjacentHTML('beforeend', '<input type=text id=unlabelled>')",
+        )
+        .await;
+    let violations = browser.axe_violations(&axe).await;
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("label") && v.contains("#unlabelled")),
+        "{violations:#?}"
+    );
     stack.finish().await;
 }
 
@@ -852,6 +885,52 @@ impl Browser {
                 !title.contains(needle) && !text.contains(needle),
                 "{step}: the page says {needle:?}; title {title:?}, text:\n{text}"
             );
+        }
+    }
+
+    /// Runs a script in the page, for what it does rather than what it returns.
+    async fn execute_script(&self, script: &str) {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|err| panic!("running `{script}`: {err}"));
+    }
+
+    /// axe-core's violations on the page as it is, one line each (rule, impact, the elements),
+    /// under the rules of WCAG 2.1 A and AA and axe's best practices. `axe` is its source,
+    /// loaded into the page first (WebDriver's scripts are not subject to the page's CSP).
+    async fn axe_violations(&self, axe: &str) -> Vec<String> {
+        self.client
+            .execute(axe, vec![])
+            .await
+            .expect("loading axe-core into the page");
+        let script = r"
+            const done = arguments[arguments.length - 1];
+            const options = {
+                runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+                resultTypes: ['violations'],
+            };
+            axe.run(document, options).then(
+                (results) => done(results.violations.map((v) =>
+                    `${v.id} (${v.impact}): ${v.help}; at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)),
+                (error) => done([`axe failed: ${error}`]),
+            );
+        ";
+        let result = self
+            .client
+            .execute_async(script, vec![])
+            .await
+            .expect("running axe-core");
+        match result {
+            Value::Array(lines) => lines
+                .into_iter()
+                .map(|line| {
+                    line.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| line.to_string())
+                })
+                .collect(),
+            other => panic!("axe-core gave {other}"),
         }
     }
 
