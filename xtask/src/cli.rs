@@ -9,32 +9,36 @@ use crate::{
     sqlx_prepare, status, test,
 };
 
+/// The heading of the flags every command takes, so that a command's own flags stand apart.
+const GLOBAL: &str = "Global options";
+
 /// Sets up, tests and runs the Wander stack on this machine.
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
     version,
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:\n  cargo xtask dev\n      The whole stack up on this machine, the dashboard opened.\n  cargo xtask test\n      Every test, as CI runs them.\n  cargo xtask logs --help\n      A command's own flags, with examples."
 )]
 pub(crate) struct Cli {
     /// Where the stack runs: a kind cluster, or containers on the Docker engine. Default: kind
     /// when the `kind` program is installed, else docker.
-    #[arg(long, global = true, value_enum, env = "WANDER_RUNTIME")]
+    #[arg(long, global = true, value_enum, env = "WANDER_RUNTIME", help_heading = GLOBAL)]
     pub(crate) runtime: Option<RuntimeKind>,
 
     /// The kube context to use on the kind runtime instead of the cluster's own (`kind-wander`,
     /// or `kind-<WANDER_STACK>`), read from your kubeconfig. Without it, any other context is
     /// refused.
-    #[arg(long, global = true, value_name = "NAME", env = "WANDER_KUBE_CONTEXT")]
+    #[arg(long, global = true, value_name = "NAME", env = "WANDER_KUBE_CONTEXT", help_heading = GLOBAL)]
     pub(crate) context: Option<String>,
 
     /// Show every sub-step, build line and external command.
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub(crate) verbose: bool,
 
     /// Show only failures and the final result.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub(crate) quiet: bool,
 
     #[command(subcommand)]
@@ -49,53 +53,101 @@ pub(crate) enum Command {
     /// Checks prerequisites, builds the images that changed, starts PostgreSQL, Redis, the API
     /// and the dashboard in dependency order, waits until each is ready, seeds the database and
     /// prints the URLs. Running it again only redoes what changed.
+    #[command(
+        after_help = "Examples:\n  cargo xtask dev\n      Bring the stack up, or up to date, and open the dashboard.\n  cargo xtask dev --watch\n      Then rebuild and replace what each saved file changes.\n  cargo xtask dev --runtime docker --no-open\n      On the Docker engine, without a browser."
+    )]
     Dev(dev::Args),
     /// Stop the stack and remove its containers and network (`--volumes`: its data too).
+    #[command(
+        after_help = "Examples:\n  cargo xtask down\n      Stop the stack; its data stays for the next `dev`.\n  cargo xtask down --volumes\n      Stop it and delete its data too."
+    )]
     Down(down::Args),
     /// Show each service's state, health, image, ports and uptime.
+    #[command(
+        after_help = "Examples:\n  cargo xtask status\n      One line per service: state, health, image, ports, uptime.\n  cargo xtask status --json\n      The same for scripts; exits 1 unless every service is healthy."
+    )]
     Status(status::Args),
     /// Show the logs of one service, or of all of them with a coloured prefix per service.
+    #[command(
+        after_help = "Examples:\n  cargo xtask logs api\n      The API's lines so far.\n  cargo xtask logs -f\n      Every service, following, one colour each.\n  cargo xtask logs web --since 10m --raw\n      The dashboard's last ten minutes, as written."
+    )]
     Logs(logs::Args),
     /// Replace one service's container (or pods, on kind) with a new one from the same image,
     /// without a rebuild, and wait until it is ready and answering.
+    #[command(
+        after_help = "Examples:\n  cargo xtask restart api\n      A new API container or pod from the same image.\n  cargo xtask restart redis\n      Redis again (its data is kept)."
+    )]
     Restart(restart::Args),
     /// Open a shell next to a service (in its network and process namespaces).
+    #[command(
+        after_help = "Examples:\n  cargo xtask shell api\n      A shell beside the API, in its network.\n  cargo xtask shell postgres\n      A shell in the database's container."
+    )]
     Shell(shell::Args),
     /// Open psql on the stack's database, or run one statement with `-c`.
+    #[command(
+        after_help = "Examples:\n  cargo xtask db-shell\n      Psql on the stack's database.\n  cargo xtask db-shell -c 'SELECT count(*) FROM deployments'\n      One statement, then exit."
+    )]
     DbShell(db_shell::Args),
     /// Load the seed data (idempotent); `--reset` empties the tables first.
+    #[command(
+        after_help = "Examples:\n  cargo xtask seed\n      Add the seed rows that are missing.\n  cargo xtask seed --reset\n      Empty the tables, then seed."
+    )]
     Seed(seed::Args),
     /// Forward a local port to a service that is not published on the host (e.g. postgres).
+    #[command(
+        after_help = "Examples:\n  cargo xtask port-forward postgres\n      Reach the database from this machine, on its own port.\n  cargo xtask port-forward redis 16379\n      Redis on a local port of your choice."
+    )]
     PortForward(port_forward::Args),
     /// Check what the stack needs on this machine, and say how to fix what is missing.
+    #[command(
+        after_help = "Examples:\n  cargo xtask doctor\n      What is missing, and the command that fixes it.\n  cargo xtask doctor --runtime kind --json\n      What the kind runtime needs, for scripts."
+    )]
     Doctor(doctor::Args),
     /// Print the API token that mutations (POST, DELETE) need.
+    #[command(
+        after_help = "Examples:\n  cargo xtask token\n      The token, for a script's Authorization header.\n  curl -X DELETE -H \"Authorization: Bearer $(cargo xtask token)\" http://127.0.0.1:8080/api/cache\n      Clear the API's cache."
+    )]
     Token,
     /// Print a shell completion script.
     ///
     /// zsh: `cargo xtask completions zsh > ~/.zfunc/_cargo-xtask` (with `fpath+=~/.zfunc`);
     /// bash: `cargo xtask completions bash > ~/.local/share/cargo-xtask.bash`, then source that
     /// file from ~/.bashrc.
+    #[command(
+        after_help = "Examples:\n  cargo xtask completions zsh > ~/.zfunc/_cargo-xtask\n      Zsh, with `fpath+=~/.zfunc`.\n  cargo xtask completions bash > ~/.local/share/cargo-xtask.bash\n      Bash, sourced from ~/.bashrc."
+    )]
     Completions(completions::Args),
     /// Run every test of the workspace against throwaway PostgreSQL and Redis servers.
     ///
     /// The servers are started first and always stopped afterwards, also on failure or Ctrl-C.
     /// Arguments after `--` go to the test runner (cargo-nextest, or `cargo test` without it),
     /// e.g. `cargo xtask test -- -p api` or `cargo xtask test -- -E 'test(health)'`.
+    #[command(
+        after_help = "Examples:\n  cargo xtask test\n      Every test, as CI runs them.\n  cargo xtask test -- -p api\n      One crate's tests.\n  cargo xtask test -- -E 'test(health)'\n      The tests whose name matches."
+    )]
     Test(test::Args),
     /// Install what the stack and its tests need on Debian or Ubuntu (runs scripts/setup.sh).
     ///
     /// Safe to run again: it installs only what is missing.
+    #[command(
+        after_help = "Examples:\n  cargo xtask setup\n      Install what is missing (apt needs root or sudo).\n  bash scripts/setup.sh\n      The same script, without building the xtask first."
+    )]
     Setup,
     /// Measure part of the stack under load and write the figures to target/bench/.
     ///
     /// Figures are reported, never asserted; a run fails only when the load saw failed requests.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench api\n      The API under load.\n  cargo xtask bench dev --runs 5\n      `dev` and the watch loop, timed five times."
+    )]
     Bench(bench::Args),
     /// Regenerate api/.sqlx, the query data that lets the build type-check SQL without a
     /// database, from a throwaway PostgreSQL with the migrations applied.
     ///
     /// Run it after changing a query or the schema, and commit the result; `--check` only
     /// compares (`cargo xtask test` does that on every full run).
+    #[command(
+        after_help = "Examples:\n  cargo xtask sqlx-prepare\n      Regenerate api/.sqlx after changing a query.\n  cargo xtask sqlx-prepare --check\n      Only say whether it is up to date."
+    )]
     SqlxPrepare(sqlx_prepare::Args),
     /// The docker runtime's kubelet, which `dev` starts in the background: runs the probes and
     /// restarts what fails them.
@@ -119,6 +171,89 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Splits an example's command line as a shell would: words, and single-quoted strings;
+    /// a redirection ends it.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                '>' if !quoted => break,
+                c if c.is_whitespace() && !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn every_command_shows_examples_that_parse() {
+        let cli = Cli::command();
+        let commands =
+            std::iter::once(&cli).chain(cli.get_subcommands().filter(|c| !c.is_hide_set()));
+        for command in commands {
+            let name = command.get_name();
+            let help = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(help.starts_with("Examples:\n"), "{name}: {help}");
+            // An example is a line indented by two (its explanation, by six).
+            let examples: Vec<&str> = help
+                .lines()
+                .filter_map(|line| line.strip_prefix("  "))
+                .filter(|line| !line.starts_with(' '))
+                .collect();
+            assert!(examples.len() >= 2, "{name}: at least two examples: {help}");
+            let ours: Vec<&str> = examples
+                .iter()
+                .filter_map(|line| line.strip_prefix("cargo xtask "))
+                .collect();
+            assert!(!ours.is_empty(), "{name}: no example runs it: {help}");
+            for example in ours {
+                let words = shell_words(example);
+                if command.get_name() != cli.get_name() {
+                    assert_eq!(words[0], name, "{name}'s example runs another command");
+                }
+                let parsed = Cli::try_parse_from(std::iter::once("xtask".to_owned()).chain(words));
+                match parsed {
+                    Ok(_) => {}
+                    // `--help` prints and exits: it parsed.
+                    Err(err) if err.kind() == ErrorKind::DisplayHelp => {}
+                    Err(err) => panic!("{name}: `cargo xtask {example}` does not parse: {err}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_global_flags_stand_under_their_own_heading() {
+        let mut cli = Cli::command();
+        // Global flags reach the subcommands when the command line is built.
+        cli.build();
+        let help = cli
+            .find_subcommand_mut("logs")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let (own, global) = help.split_once("Global options:").expect("the heading");
+        assert!(own.contains("--follow"), "{help}");
+        assert!(!own.contains("--runtime"), "{help}");
+        assert!(
+            global.contains("--runtime") && global.contains("--quiet"),
+            "{help}"
+        );
     }
 
     #[test]

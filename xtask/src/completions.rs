@@ -20,13 +20,22 @@
 //! - **fish, elvish, PowerShell**: the script completes a command named `cargo-xtask`; nothing in
 //!   those shells forwards `cargo xtask` to it.
 //!
-//! The tests below run the bash script in a real bash, completing `cargo xtask do<TAB>` and a
-//! plain `cargo b<TAB>`.
+//! Where a command takes a service (`logs`, `restart`, `shell`, `port-forward`), the script
+//! completes the names of the stack in `manifests/` as they were when it was generated (a
+//! script is static text; generate it again after adding a service). Outside a checkout it is
+//! generated without them, and says so.
+//!
+//! The tests below run the bash script in a real bash, completing `cargo xtask do<TAB>`,
+//! `cargo xtask logs a<TAB>` and a plain `cargo b<TAB>`.
 
 use std::io::Write;
 
 use anyhow::Context as _;
+use clap::builder::PossibleValuesParser;
 use clap_complete::{Generator as _, Shell};
+
+use crate::context::Context;
+use crate::stack::Stack;
 
 /// The command name the scripts complete; see the module documentation for how `cargo xtask`
 /// reaches it.
@@ -44,10 +53,54 @@ pub(crate) struct Args {
     pub(crate) shell: Shell,
 }
 
-/// `cargo xtask completions SHELL`: the script on stdout.
-pub(crate) fn run(cmd: &mut clap::Command, args: &Args) -> anyhow::Result<std::process::ExitCode> {
-    write(cmd, args.shell, &mut std::io::stdout().lock())?;
+/// The subcommands whose `SERVICE` names a workload (`logs`, `restart`, `shell`), and the one
+/// whose `SERVICE` names a Kubernetes Service (`port-forward`).
+const WORKLOAD_COMMANDS: [&str; 3] = ["logs", "restart", "shell"];
+const SERVICE_COMMAND: &str = "port-forward";
+
+/// `cargo xtask completions SHELL`: the script on stdout, with the stack's service names.
+pub(crate) fn run(
+    ctx: &Context,
+    cmd: clap::Command,
+    args: &Args,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut cmd = match ctx.config().load_stack() {
+        Ok(stack) => with_service_names(cmd, &stack),
+        Err(err) => {
+            ctx.ui().warn(format!(
+                "service names will not be completed: the stack could not be read ({err:#})"
+            ));
+            cmd
+        }
+    };
+    write(&mut cmd, args.shell, &mut std::io::stdout().lock())?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `cmd` with the `SERVICE` arguments offering the stack's names, which the completion
+/// generators list as the argument's values. Only the script's copy of the command line gets
+/// them: parsing keeps accepting any name and lets the runtime say which ones exist.
+fn with_service_names(cmd: clap::Command, stack: &Stack) -> clap::Command {
+    let workloads: Vec<String> = stack.workloads.iter().map(|w| w.name.clone()).collect();
+    let services: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
+    let offer = |cmd: clap::Command, sub: &str, names: &[String]| {
+        let names = names.to_vec();
+        // `mut_args` keeps the arguments in place; `mut_arg` would move `service` after the
+        // other positionals and renumber them.
+        cmd.mut_subcommand(sub, move |sub| {
+            sub.mut_args(move |arg| {
+                if arg.get_id() == "service" {
+                    arg.value_parser(PossibleValuesParser::new(names.clone()))
+                } else {
+                    arg
+                }
+            })
+        })
+    };
+    let cmd = WORKLOAD_COMMANDS
+        .iter()
+        .fold(cmd, |cmd, sub| offer(cmd, sub, &workloads));
+    offer(cmd, SERVICE_COMMAND, &services)
 }
 
 /// Writes the completion script for `shell` to `out`.
@@ -150,13 +203,20 @@ mod tests {
         assert!(!script(Shell::Zsh).contains("__cargo_xtask_cargo"));
     }
 
-    /// Completes `line` (the cursor at its end) in a real bash that has sourced the script, with
-    /// a stand-in for cargo's own completion registered first; returns the candidates.
+    /// Completes `line` (the cursor at its end) in a real bash that has sourced the sample
+    /// script, with a stand-in for cargo's own completion registered first; returns the
+    /// candidates.
     #[cfg(unix)]
     fn complete_in_bash(line: &str) -> Vec<String> {
+        complete_script_in_bash(&script(Shell::Bash), line)
+    }
+
+    /// Completes `line` in a real bash that has sourced `script`.
+    #[cfg(unix)]
+    fn complete_script_in_bash(script: &str, line: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cargo-xtask.bash");
-        std::fs::write(&path, script(Shell::Bash)).unwrap();
+        std::fs::write(&path, script).unwrap();
         let program = r#"
 _stand_in_cargo() { COMPREPLY=(cargo-own-completion); }
 complete -F _stand_in_cargo cargo
@@ -200,6 +260,46 @@ printf '%s\n' "${COMPREPLY[@]}"
         assert_eq!(complete_in_bash("cargo xtask doctor --j"), ["--json"]);
         let top = complete_in_bash("cargo xtask ");
         assert!(top.contains(&"dev".to_owned()), "{top:?}");
+    }
+
+    /// Completes `line` with the real command line and the stack in `manifests/`.
+    #[cfg(unix)]
+    fn complete_service_in_bash(line: &str) -> Vec<String> {
+        use clap::CommandFactory as _;
+        let ctx = Context::for_tests();
+        let stack = Stack::load(&ctx.root().join("manifests")).unwrap();
+        let mut cmd = with_service_names(crate::cli::Cli::command(), &stack);
+        let mut out = Vec::new();
+        write(&mut cmd, Shell::Bash, &mut out).unwrap();
+        complete_script_in_bash(&String::from_utf8(out).unwrap(), line)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn bash_completes_the_stacks_service_names() {
+        assert_eq!(complete_service_in_bash("cargo xtask logs a"), ["api"]);
+        assert_eq!(
+            complete_service_in_bash("cargo xtask restart re"),
+            ["redis"]
+        );
+        // With nothing typed, bash offers the flags too; the names are all there.
+        let mut all = complete_service_in_bash("cargo xtask shell ");
+        all.retain(|word| !word.starts_with('-'));
+        all.sort();
+        assert_eq!(all, ["api", "postgres", "redis", "web"]);
+        assert_eq!(
+            complete_service_in_bash("cargo xtask port-forward pos"),
+            ["postgres"]
+        );
+        assert_eq!(
+            complete_service_in_bash("cargo xtask logs --follow w"),
+            ["web"]
+        );
+        // Only the script's copy offers the names: parsing still takes any, for the runtime
+        // to refuse with the list of those that exist.
+        let parsed =
+            <crate::cli::Cli as clap::Parser>::try_parse_from(["xtask", "logs", "nonsense"]);
+        assert!(parsed.is_ok());
     }
 
     #[cfg(unix)]

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         Command::PortForward(args) => run_async(&ctx, Stop::Quiet, port_forward::run(&ctx, args)),
         Command::Doctor(args) => run_async(&ctx, Stop::Quiet, doctor::command(&ctx, args)),
         Command::Token => token::run(&ctx),
-        Command::Completions(args) => completions::run(&mut Cli::command(), &args),
+        Command::Completions(args) => completions::run(&ctx, Cli::command(), &args),
         Command::Test(args) => test::run(&ctx, &args),
         Command::Setup => setup::run(&ctx),
         Command::Bench(args) => bench::run(&ctx, &args),
