@@ -45,6 +45,8 @@
 #                    browser test runs in the dashboard's pages (WCAG 2.1 A/AA, best practices).
 #   openapi-spec-validator (Python, from PyPI)
 #                    the API tests validate the generated OpenAPI document with it.
+#   schemathesis     (Python, from PyPI, pinned) the API test that generates requests from the
+#                    OpenAPI document and checks the API answers them as the document says.
 #   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
 #                    test, which the per-test databases and fault tests rely on.
 #   the Rust targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl
@@ -58,9 +60,10 @@ APT_PACKAGES=(postgresql redis-server wrk ca-certificates pkg-config debootstrap
     debian-archive-keyring busybox-static graphviz asciinema lsof qemu-user-static)
 # The browser and its driver, installed from apt on Debian only (see above).
 BROWSER_PACKAGES=(chromium chromium-driver)
-PYTHON_PACKAGE=openapi-spec-validator
+# The Python packages the tests run, as pip names them, and the module each one provides.
+PYTHON_PACKAGES=(openapi-spec-validator schemathesis==4.32.5)
+PYTHON_MODULES=(openapi_spec_validator schemathesis)
 AXE_CORE_VERSION=4.14.1
-PYTHON_MODULE=openapi_spec_validator
 MUSL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
 NO_CLUSTER_CONF=/etc/postgresql-common/createcluster.d/50-wander-no-main-cluster.conf
@@ -97,7 +100,8 @@ if [[ $(uname -s) == Darwin ]]; then
         say '  cargo-nextest: `brew install cargo-nextest`'
         say '  (lsof, which finds what holds a taken port, ships with macOS)'
         say 'the tests'"'"' own dependencies are for Linux (CI): PostgreSQL 15 or newer, redis-server,'
-        say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator,'
+        say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator'
+        say "  and ${PYTHON_PACKAGES[1]},"
         say "  npm with axe-core $AXE_CORE_VERSION"
     }
     command -v rustup >/dev/null ||
@@ -134,7 +138,7 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     printf '  - rustup target add %s\n' "${MUSL_TARGETS[*]}" >&2
     printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
     printf '  - npm install --global axe-core@%s\n' "$AXE_CORE_VERSION" >&2
-    printf '  - Python 3 with: python3 -m pip install %s\n' "$PYTHON_PACKAGE" >&2
+    printf '  - Python 3 with: python3 -m pip install %s\n' "${PYTHON_PACKAGES[*]}" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
     exit 1
 fi
@@ -203,10 +207,23 @@ for package in "${APT_PACKAGES[@]}"; do
     fi
 done
 
+# The packages whose module does not import yet (schemathesis also at the pinned version).
+python_missing=()
+for i in "${!PYTHON_PACKAGES[@]}"; do
+    package=${PYTHON_PACKAGES[$i]}
+    module=${PYTHON_MODULES[$i]}
+    check="import $module"
+    if [[ $package == *==* ]]; then
+        check="import importlib.metadata as m, sys; import $module; sys.exit(m.version('${package%%==*}') != '${package#*==}')"
+    fi
+    if command -v python3 >/dev/null && python3 -c "$check" 2>/dev/null; then
+        say "Python package $package is already installed"
+    else
+        python_missing+=("$package")
+    fi
+done
 needs_python_package=false
-if command -v python3 >/dev/null && python3 -c "import $PYTHON_MODULE" 2>/dev/null; then
-    say "Python package $PYTHON_PACKAGE is already installed"
-else
+if ((${#python_missing[@]} > 0)); then
     needs_python_package=true
     if ! command -v python3 >/dev/null; then
         missing+=(python3 python3-pip)
@@ -249,21 +266,23 @@ fi
 
 # --- Python package -------------------------------------------------------------------------
 if [[ $needs_python_package == true ]]; then
-    say "installing Python package $PYTHON_PACKAGE"
+    say "installing Python packages ${python_missing[*]}"
     # pip as root warns on every run; the warning is about virtualenvs, which do not apply here.
     export PIP_ROOT_USER_ACTION=ignore
-    if ! pip_log=$(python3 -m pip install --quiet "$PYTHON_PACKAGE" 2>&1); then
+    if ! pip_log=$(python3 -m pip install --quiet "${python_missing[@]}" 2>&1); then
         if [[ $pip_log == *externally-managed-environment* ]]; then
-            # Debian marks its Python as managed by apt; this one package is not packaged
-            # there in every release, so pip is told to go ahead.
-            python3 -m pip install --quiet --break-system-packages "$PYTHON_PACKAGE"
+            # Debian marks its Python as managed by apt; these packages are not packaged there
+            # in every release, so pip is told to go ahead.
+            python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
         else
             printf '%s\n' "$pip_log" >&2
-            die "pip could not install $PYTHON_PACKAGE"
+            die "pip could not install ${python_missing[*]}"
         fi
     fi
-    python3 -c "import $PYTHON_MODULE" || die "$PYTHON_PACKAGE was installed but cannot be imported"
-    done_items+=("$PYTHON_PACKAGE")
+    for module in "${PYTHON_MODULES[@]}"; do
+        python3 -c "import $module" || die "the Python module $module cannot be imported after installing"
+    done
+    done_items+=("${python_missing[@]}")
 fi
 
 # --- axe-core -------------------------------------------------------------------------------

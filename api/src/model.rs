@@ -5,45 +5,11 @@ pub use contract::*;
 
 use crate::error::ApiError;
 
-/// A service or environment named in a filter: by id or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    Id(i32),
-    Name(String),
-}
-
-impl Selector {
-    fn parse(field: &str, raw: &str) -> Result<Option<Self>, ApiError> {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        if raw.bytes().all(|b| b.is_ascii_digit()) {
-            return match raw.parse::<i32>() {
-                Ok(id) if id > 0 => Ok(Some(Self::Id(id))),
-                _ => Err(ApiError::Invalid(format!("{field} {raw} does not exist"))),
-            };
-        }
-        let is_slug = raw.len() <= 63
-            && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if is_slug {
-            Ok(Some(Self::Name(raw.to_owned())))
-        } else {
-            Err(ApiError::Invalid(format!(
-                "{field} must be an id or a lowercase name such as `api`"
-            )))
-        }
-    }
-
-    /// The selector as it appears in a normalised cache key.
-    fn key(&self) -> String {
-        match self {
-            Self::Id(id) => id.to_string(),
-            Self::Name(name) => name.clone(),
-        }
+/// A selector as it appears in a normalised cache key.
+fn selector_key(selector: &Selector) -> String {
+    match selector {
+        Selector::Id(id) => id.to_string(),
+        Selector::Name(name) => name.clone(),
     }
 }
 
@@ -60,12 +26,9 @@ pub struct ListFilter {
 impl ListFilter {
     /// Validates raw parameters; empty values mean "no filter".
     pub fn from_params(params: &ListParams) -> Result<Self, ApiError> {
-        let status = match params.status.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => Some(DeploymentStatus::parse(raw).ok_or_else(|| {
-                let allowed: Vec<_> = DeploymentStatus::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::Invalid(format!("status must be one of {}", allowed.join(", ")))
-            })?),
+        let status = match params.status.as_deref() {
+            None => None,
+            Some(raw) => parse_status_filter(raw).map_err(ApiError::Invalid)?,
         };
         let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
@@ -80,18 +43,8 @@ impl ListFilter {
             )));
         }
         Ok(Self {
-            service: params
-                .service
-                .as_deref()
-                .map(|raw| Selector::parse("service", raw))
-                .transpose()?
-                .flatten(),
-            environment: params
-                .environment
-                .as_deref()
-                .map(|raw| Selector::parse("environment", raw))
-                .transpose()?
-                .flatten(),
+            service: selector(params.service.as_deref(), "service")?,
+            environment: selector(params.environment.as_deref(), "environment")?,
             status,
             limit,
             offset,
@@ -103,10 +56,10 @@ impl ListFilter {
     pub fn cache_key(&self) -> String {
         format!(
             "service={}&environment={}&status={}&limit={}&offset={}",
-            self.service.as_ref().map(Selector::key).unwrap_or_default(),
+            self.service.as_ref().map(selector_key).unwrap_or_default(),
             self.environment
                 .as_ref()
-                .map(Selector::key)
+                .map(selector_key)
                 .unwrap_or_default(),
             self.status
                 .map(DeploymentStatus::as_str)
@@ -115,6 +68,13 @@ impl ListFilter {
             self.offset,
         )
     }
+}
+
+/// A selector parameter, when present, read by the contract's rule.
+fn selector(raw: Option<&str>, field: &str) -> Result<Option<Selector>, ApiError> {
+    raw.map_or(Ok(None), |raw| {
+        parse_selector(field, raw).map_err(ApiError::Invalid)
+    })
 }
 
 /// Parses a deployment id from the path: a positive 64-bit integer.

@@ -20,6 +20,67 @@ pub const DEFAULT_LIMIT: i64 = 20;
 /// Deepest offset accepted; deeper paging is a sign of a broken client, not a real need.
 pub const MAX_OFFSET: i64 = 1_000_000;
 
+/// What `service` and `environment` accept in a list's query string, as the OpenAPI document
+/// states it: nothing (no filter), an id of up to nine digits, or a lowercase name of up to 63
+/// characters. [`parse_selector`] applies the same rule; a test holds the two together, and the
+/// `pattern` attributes below repeat it because utoipa takes only literals there.
+pub const SELECTOR_PATTERN: &str = "^(|[1-9][0-9]{0,8}|[a-z][a-z0-9-]{0,62})$";
+
+/// What `status` accepts in a list's query string: nothing (no filter) or a status's name.
+pub const STATUS_FILTER_PATTERN: &str = "^(|pending|in_progress|completed|failed|rolled_back)$";
+
+/// A text field of a new deployment: no control character, and at least one character that is
+/// neither that nor white space (Unicode's White_Space, which `str::trim` removes). The
+/// classes are spelled out because ECMAScript's `\s` (what OpenAPI patterns use) and Rust's
+/// disagree on a few characters.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// A service or environment named in a list's filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Id(i32),
+    Name(String),
+}
+
+/// Reads `service` or `environment` from a list's query: `Ok(None)` when empty (no filter);
+/// an error, in words for the user, for anything [`SELECTOR_PATTERN`] does not match.
+pub fn parse_selector(field: &str, raw: &str) -> Result<Option<Selector>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let first = raw.as_bytes()[0];
+    if first.is_ascii_digit() {
+        if raw.len() <= 9 && first != b'0' && raw.bytes().all(|b| b.is_ascii_digit()) {
+            // Nine digits always fit.
+            return raw
+                .parse()
+                .map(|id| Some(Selector::Id(id)))
+                .map_err(|_| format!("{field} id {raw} is out of range"));
+        }
+    } else if raw.len() <= 63
+        && first.is_ascii_lowercase()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Ok(Some(Selector::Name(raw.to_owned())));
+    }
+    Err(format!(
+        "{field} must be an id (1 to 999999999, no leading zero) or a lowercase name such as `api` (letters, digits and `-`, at most 63)"
+    ))
+}
+
+/// Reads `status` from a list's query: `Ok(None)` when empty (no filter).
+pub fn parse_status_filter(raw: &str) -> Result<Option<DeploymentStatus>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    DeploymentStatus::parse(raw).map(Some).ok_or_else(|| {
+        let allowed: Vec<_> = DeploymentStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("status must be one of {}", allowed.join(", "))
+    })
+}
+
 /// Where a deployment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -190,13 +251,25 @@ pub struct CacheCleared {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeployment {
-    #[schema(example = 2)]
+    /// An existing service's id.
+    #[schema(example = 2, minimum = 1)]
     pub service_id: i32,
-    #[schema(example = 1)]
+    /// An existing environment's id.
+    #[schema(example = 1, minimum = 1)]
     pub environment_id: i32,
-    #[schema(example = "v2.2.0", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "v2.2.0",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub version: String,
-    #[schema(example = "alice@wander.dev", min_length = 1, max_length = 254)]
+    #[schema(
+        example = "alice@wander.dev",
+        min_length = 1,
+        max_length = 254,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub deployed_by: String,
     /// Defaults to `pending`. A finished status records `completed_at` as now.
     #[serde(default)]
@@ -340,14 +413,20 @@ pub struct Liveness {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only this service: its id or its name.
-    #[param(example = "api")]
+    /// Only this service: its id or its name (empty: all).
+    #[param(example = "api", pattern = "^(|[1-9][0-9]{0,8}|[a-z][a-z0-9-]{0,62})$")]
     pub service: Option<String>,
-    /// Only this environment: its id or its name.
-    #[param(example = "production")]
+    /// Only this environment: its id or its name (empty: all).
+    #[param(
+        example = "production",
+        pattern = "^(|[1-9][0-9]{0,8}|[a-z][a-z0-9-]{0,62})$"
+    )]
     pub environment: Option<String>,
-    /// Only this status.
-    #[param(example = "failed")]
+    /// Only this status (empty: all).
+    #[param(
+        example = "failed",
+        pattern = "^(|pending|in_progress|completed|failed|rolled_back)$"
+    )]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 20).
     #[param(minimum = 1, maximum = 200)]
@@ -390,6 +469,148 @@ mod tests {
         ] {
             let result = deployment(version, deployed_by).validate();
             assert!(result.is_err(), "{version:?} {deployed_by:?}");
+        }
+    }
+
+    /// Strings near every edge of the three rules: ids and their bounds, names and theirs,
+    /// statuses, white space and control characters of every kind, and long ones.
+    fn corpus() -> Vec<String> {
+        let mut corpus: Vec<String> = [
+            "",
+            "0",
+            "1",
+            "007",
+            "999999999",
+            "1000000000",
+            "2147483647",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "api",
+            "web-2",
+            "a",
+            "-api",
+            "2fa",
+            "Api",
+            "api_",
+            "api ",
+            " api",
+            "a b",
+            "api\n",
+            "pending",
+            "in_progress",
+            "completed",
+            "failed",
+            "rolled_back",
+            "Failed",
+            "done",
+            "v1.2.3",
+            "alice@wander.dev",
+            "é",
+            "ünïcode",
+            "日本",
+            "🚀",
+            "x\u{200b}",
+            "\u{feff}",
+            "a\u{feff}",
+            "\u{180e}",
+            "' OR 1=1 --",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        for c in (0u32..=0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace() || c.is_control() || !c.is_ascii() && (*c as u32) < 0xa1)
+        {
+            corpus.extend([
+                c.to_string(),
+                format!("{c}x"),
+                format!("x{c}"),
+                format!("{c}{c}"),
+            ]);
+        }
+        corpus.extend([
+            "a".repeat(63),
+            "a".repeat(64),
+            "x".repeat(254),
+            "x".repeat(255),
+        ]);
+        corpus
+    }
+
+    fn matches(pattern: &str, value: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(value)
+    }
+
+    #[test]
+    fn the_openapi_patterns_say_what_the_rules_accept() {
+        for value in corpus() {
+            assert_eq!(
+                matches(SELECTOR_PATTERN, &value),
+                parse_selector("service", &value).is_ok(),
+                "selector {value:?}"
+            );
+            assert_eq!(
+                matches(STATUS_FILTER_PATTERN, &value),
+                parse_status_filter(&value).is_ok(),
+                "status {value:?}"
+            );
+            // The text rule's length is the schema's maxLength, checked apart.
+            let text_ok = check_text("version", &value, usize::MAX).is_none();
+            assert_eq!(matches(TEXT_PATTERN, &value), text_ok, "text {value:?}");
+        }
+        assert_eq!(parse_selector("service", "42"), Ok(Some(Selector::Id(42))));
+        assert_eq!(
+            parse_selector("service", "web-2"),
+            Ok(Some(Selector::Name("web-2".into())))
+        );
+        assert_eq!(parse_selector("service", ""), Ok(None));
+        assert_eq!(
+            parse_status_filter("failed"),
+            Ok(Some(DeploymentStatus::Failed))
+        );
+        let message = parse_selector("service", "Api").unwrap_err();
+        assert!(
+            message.contains("lowercase name such as `api`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_schema_states_each_pattern_as_the_constants_do() {
+        use utoipa::{IntoParams as _, PartialSchema as _};
+        let params = serde_json::to_value(ListParams::into_params(|| None)).unwrap();
+        let pattern_of = |name: &str| {
+            params
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"]["pattern"].clone())
+                .unwrap()
+        };
+        assert_eq!(pattern_of("service"), SELECTOR_PATTERN);
+        assert_eq!(pattern_of("environment"), SELECTOR_PATTERN);
+        assert_eq!(pattern_of("status"), STATUS_FILTER_PATTERN);
+        let body = serde_json::to_value(NewDeployment::schema()).unwrap();
+        for field in ["version", "deployed_by"] {
+            assert_eq!(
+                body["properties"][field]["pattern"], TEXT_PATTERN,
+                "{field}"
+            );
+        }
+        assert_eq!(
+            body["properties"]["version"]["maxLength"],
+            MAX_VERSION_CHARS
+        );
+        assert_eq!(
+            body["properties"]["deployed_by"]["maxLength"],
+            MAX_DEPLOYED_BY_CHARS
+        );
+        for field in ["service_id", "environment_id"] {
+            assert_eq!(body["properties"][field]["minimum"], 1, "{field}");
         }
     }
 

@@ -56,6 +56,6 @@ mod tests {
     #[test]
     fn the_installed_engine_is_found_and_is_axe() {
         let source = axe_core_source().unwrap();
-        assert!(source.contains("axe.version"), "{:.200}", source);
+        assert!(source.contains("axe.version"), "{source:.200}");
     }
 }
