@@ -926,8 +926,7 @@ impl Browser {
                 .into_iter()
                 .map(|line| {
                     line.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| line.to_string())
+                        .map_or_else(|| line.to_string(), str::to_owned)
                 })
                 .collect(),
             other => panic!("axe-core gave {other}"),
