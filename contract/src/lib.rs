@@ -50,12 +50,12 @@ pub fn parse_selector(field: &str, raw: &str) -> Result<Option<Selector>, String
     }
     let first = raw.as_bytes()[0];
     if first.is_ascii_digit() {
-        if raw.len() <= 9 && first != b'0' && raw.bytes().all(|b| b.is_ascii_digit()) {
-            // Nine digits always fit.
-            return raw
-                .parse()
-                .map(|id| Some(Selector::Id(id)))
-                .map_err(|_| format!("{field} id {raw} is out of range"));
+        // Nine digits without a leading zero always parse into an `i32`.
+        if raw.len() <= 9
+            && first != b'0'
+            && let Ok(id) = raw.parse()
+        {
+            return Ok(Some(Selector::Id(id)));
         }
     } else if raw.len() <= 63
         && first.is_ascii_lowercase()
