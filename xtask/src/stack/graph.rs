@@ -69,6 +69,7 @@ pub(crate) fn build(
         }
     }
     let host_ports = host_ports(&services, &kind_config, kind_label)?;
+    super::policy::check(&objects, &namespace, &workloads, &services, &host_ports)?;
 
     Ok(Stack {
         namespace,

@@ -10,6 +10,9 @@
 mod env;
 mod graph;
 mod kind_config;
+mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod strict;
 #[cfg(test)]
 mod tests;
@@ -22,6 +25,7 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, PodSpec, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,6 +62,7 @@ pub(crate) enum Object {
     Deployment(Deployment),
     StatefulSet(StatefulSet),
     PersistentVolumeClaim(PersistentVolumeClaim),
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Object {
@@ -70,6 +75,7 @@ impl Object {
             Self::Deployment(_) => Deployment::KIND,
             Self::StatefulSet(_) => StatefulSet::KIND,
             Self::PersistentVolumeClaim(_) => PersistentVolumeClaim::KIND,
+            Self::NetworkPolicy(_) => NetworkPolicy::KIND,
         }
     }
 
@@ -82,6 +88,7 @@ impl Object {
             Self::Deployment(o) => &o.metadata,
             Self::StatefulSet(o) => &o.metadata,
             Self::PersistentVolumeClaim(o) => &o.metadata,
+            Self::NetworkPolicy(o) => &o.metadata,
         }
     }
 }
@@ -519,8 +526,11 @@ fn parse_object(
         (PersistentVolumeClaim::API_VERSION, PersistentVolumeClaim::KIND) => {
             Object::PersistentVolumeClaim(typed(text, index, document, &what)?)
         }
+        (NetworkPolicy::API_VERSION, NetworkPolicy::KIND) => {
+            Object::NetworkPolicy(typed(text, index, document, &what)?)
+        }
         _ => bail!(
-            "{what}: kind `{kind}` of apiVersion `{api_version}` is not one the stack supports; use a Namespace, ConfigMap, Service, PersistentVolumeClaim (v1), or a Deployment or StatefulSet (apps/v1)"
+            "{what}: kind `{kind}` of apiVersion `{api_version}` is not one the stack supports; use a Namespace, ConfigMap, Service, PersistentVolumeClaim (v1), a Deployment or StatefulSet (apps/v1), or a NetworkPolicy (networking.k8s.io/v1)"
         ),
     };
     Ok(ManifestObject {

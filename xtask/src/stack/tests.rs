@@ -13,13 +13,14 @@ fn real_manifests() -> PathBuf {
 }
 
 /// A copy of `manifests/` in a temporary directory, still called `manifests`.
-struct Fixture {
+pub(super) struct Fixture {
     _temp: tempfile::TempDir,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    /// A fresh copy of the repository's manifests.
+    pub(super) fn new() -> Self {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("manifests");
         std::fs::create_dir(&dir).unwrap();
@@ -32,7 +33,7 @@ impl Fixture {
 
     /// Replaces the first `from` in `file` by `to`; `from` must be there, so that an edit of the
     /// real manifests cannot make a test pass by no longer matching.
-    fn edit(self, file: &str, from: &str, to: &str) -> Self {
+    pub(super) fn edit(self, file: &str, from: &str, to: &str) -> Self {
         let path = self.dir.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{file} has no {from:?}");
@@ -45,7 +46,8 @@ impl Fixture {
         self
     }
 
-    fn load(&self) -> anyhow::Result<Stack> {
+    /// Loads the copy as `cargo xtask` would.
+    pub(super) fn load(&self) -> anyhow::Result<Stack> {
         Stack::load(&self.dir)
     }
 
@@ -58,7 +60,7 @@ impl Fixture {
 }
 
 /// Asserts that loading with one edit fails with a message containing each of `expected`.
-fn assert_edit_fails(file: &str, from: &str, to: &str, expected: &[&str]) {
+pub(super) fn assert_edit_fails(file: &str, from: &str, to: &str, expected: &[&str]) {
     let err = Fixture::new().edit(file, from, to).error();
     assert!(!err.contains('\n'), "one line: {err}");
     for part in expected {
@@ -122,6 +124,12 @@ fn the_real_manifests_load_into_the_expected_graph() {
             "manifests/namespace.yaml Namespace/wander",
             "manifests/config.yaml ConfigMap/wander-config",
             "manifests/config.yaml ConfigMap/redis-config",
+            "manifests/network-policies.yaml NetworkPolicy/default-deny",
+            "manifests/network-policies.yaml NetworkPolicy/dns",
+            "manifests/network-policies.yaml NetworkPolicy/web",
+            "manifests/network-policies.yaml NetworkPolicy/api",
+            "manifests/network-policies.yaml NetworkPolicy/postgres",
+            "manifests/network-policies.yaml NetworkPolicy/redis",
             "manifests/postgres.yaml Service/postgres",
             "manifests/postgres.yaml StatefulSet/postgres",
             "manifests/redis.yaml Service/redis",
@@ -393,8 +401,8 @@ fn dependencies_must_exist_and_not_form_a_cycle() {
     );
     assert_edit_fails(
         "redis.yaml",
-        "kind: Deployment\nmetadata:\n  name: redis\n",
-        "kind: Deployment\nmetadata:\n  name: redis\n  annotations:\n    wander.dev/depends-on: redis\n",
+        "  annotations:\n",
+        "  annotations:\n    wander.dev/depends-on: redis\n",
         &["dependency cycle", "redis -> redis"],
     );
 }

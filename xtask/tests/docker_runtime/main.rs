@@ -22,6 +22,12 @@ async fn dev_brings_the_stack_up_and_every_command_works_on_it() {
     let run = stack.run(&["dev", "--no-open"]);
     run.assert_ok();
     assert!(run.stderr.contains("the stack is up"), "{run:#?}");
+    // The policies are not silently dropped: the runtime says what it does with them.
+    assert!(
+        run.stderr
+            .contains("its 6 NetworkPolicies are checked, not enforced"),
+        "{run:#?}"
+    );
     assert!(
         run.stderr
             .contains(&format!("http://127.0.0.1:{}", stack.web_port)),

@@ -16,6 +16,23 @@ use crate::runtime::database::DATABASE_WORKLOAD;
 use crate::runtime::report::{UpOptions, UpReport};
 use crate::runtime::secrets::SecretsMode;
 
+/// What the runtime does with the manifests' NetworkPolicies: checked at load, not enforced
+/// (docs/design.md, "Network policies"); empty when there are none.
+fn policies_note(stack: &crate::stack::Stack) -> String {
+    let count = stack
+        .objects
+        .iter()
+        .filter(|o| matches!(o.object, crate::stack::Object::NetworkPolicy(_)))
+        .count();
+    match count {
+        0 => String::new(),
+        1 => "; its NetworkPolicy is checked, not enforced: one network for the stack".to_owned(),
+        n => format!(
+            "; its {n} NetworkPolicies are checked, not enforced: one network for the stack"
+        ),
+    }
+}
+
 /// Brings the stack up on the engine: prerequisites, images, each workload's container in
 /// dependency order (started, ready, answering), the runtime's kubelet, the seed.
 pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpReport> {
@@ -53,13 +70,14 @@ pub(crate) async fn up(ctx: &Context, options: &UpOptions) -> anyhow::Result<UpR
     }
     let ports: Vec<String> = wanted.iter().map(u16::to_string).collect();
     step.done(format!(
-        "{} workload(s) in the manifests, host ports: {}",
+        "{} workload(s) in the manifests, host ports: {}{}",
         session.stack.workloads.len(),
         if ports.is_empty() {
             "none".to_owned()
         } else {
             ports.join(", ")
-        }
+        },
+        policies_note(&session.stack)
     ));
 
     let step = ui.step("Images");

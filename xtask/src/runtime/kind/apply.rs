@@ -14,6 +14,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ByteString, NamespaceResourceScope, Resource as _};
 use kube::api::{Api, Patch, PatchParams};
@@ -58,6 +59,7 @@ enum Desired {
     Deployment(Deployment),
     StatefulSet(StatefulSet),
     PersistentVolumeClaim(PersistentVolumeClaim),
+    NetworkPolicy(NetworkPolicy),
 }
 
 /// One object to apply, with what messages call it.
@@ -152,6 +154,10 @@ fn plan_object(
             set_namespace(&mut o.metadata, namespace);
             Desired::PersistentVolumeClaim(o)
         }
+        Object::NetworkPolicy(mut o) => {
+            set_namespace(&mut o.metadata, namespace);
+            Desired::NetworkPolicy(o)
+        }
         Object::Deployment(mut o) => {
             set_namespace(&mut o.metadata, namespace);
             let template = o.spec.as_mut().map(|spec| &mut spec.template);
@@ -205,7 +211,7 @@ pub(crate) async fn apply_workload(
     })
 }
 
-/// Where an object goes in the apply: namespace, ConfigMaps, claims, then per workload in
+/// Where an object goes in the apply: namespace, ConfigMaps, claims and network policies, then per workload in
 /// dependency order its Services and itself.
 fn apply_rank(stack: &Stack, planned: &Planned) -> usize {
     let workload_rank = |name: &str| {
@@ -218,7 +224,8 @@ fn apply_rank(stack: &Stack, planned: &Planned) -> usize {
     match &planned.desired {
         Desired::Namespace(_) => 0,
         Desired::ConfigMap(_) | Desired::Secret(_) => 1,
-        Desired::PersistentVolumeClaim(_) => 2,
+        // Policies before any pod starts: a pod never runs with more reach than they give it.
+        Desired::PersistentVolumeClaim(_) | Desired::NetworkPolicy(_) => 2,
         Desired::Service(_) => stack
             .services
             .iter()
@@ -314,6 +321,7 @@ async fn apply_object(
         Desired::Deployment(o) => apply_in(client, namespace, name, o).await,
         Desired::StatefulSet(o) => apply_in(client, namespace, name, o).await,
         Desired::PersistentVolumeClaim(o) => apply_in(client, namespace, name, o).await,
+        Desired::NetworkPolicy(o) => apply_in(client, namespace, name, o).await,
     };
     result.map_err(|err| refused(&object.what, namespace, err))
 }

@@ -205,6 +205,7 @@ fn images() -> BTreeMap<String, Resolved> {
 
 const NS: &str = "/api/v1/namespaces/wander";
 const APPS: &str = "/apis/apps/v1/namespaces/wander";
+const NETWORKING: &str = "/apis/networking.k8s.io/v1/namespaces/wander";
 
 /// The object paths in the order the stack must be applied.
 fn expected_paths() -> Vec<String> {
@@ -213,6 +214,12 @@ fn expected_paths() -> Vec<String> {
         format!("{NS}/configmaps/wander-config"),
         format!("{NS}/configmaps/redis-config"),
         format!("{NS}/secrets/wander-secrets"),
+        format!("{NETWORKING}/networkpolicies/default-deny"),
+        format!("{NETWORKING}/networkpolicies/dns"),
+        format!("{NETWORKING}/networkpolicies/web"),
+        format!("{NETWORKING}/networkpolicies/api"),
+        format!("{NETWORKING}/networkpolicies/postgres"),
+        format!("{NETWORKING}/networkpolicies/redis"),
         format!("{NS}/services/postgres"),
         format!("{APPS}/statefulsets/postgres"),
         format!("{NS}/services/redis"),
@@ -338,6 +345,12 @@ async fn every_object_is_applied_server_side_in_dependency_order() {
             ("ConfigMap", "wander-config", true),
             ("ConfigMap", "redis-config", true),
             ("Secret", "wander-secrets", true),
+            ("NetworkPolicy", "default-deny", true),
+            ("NetworkPolicy", "dns", true),
+            ("NetworkPolicy", "web", true),
+            ("NetworkPolicy", "api", true),
+            ("NetworkPolicy", "postgres", true),
+            ("NetworkPolicy", "redis", true),
             ("Service", "postgres", true),
             ("StatefulSet", "postgres", true),
             ("Service", "redis", true),
@@ -456,7 +469,7 @@ async fn a_second_apply_of_the_same_stack_changes_nothing() {
         .collect();
 
     let again = apply(&server, &Mutex::default()).await.unwrap();
-    assert_eq!(again.len(), 12);
+    assert_eq!(again.len(), expected_paths().len());
     let changed: Vec<&str> = again
         .iter()
         .filter(|a| a.changed)
@@ -716,13 +729,14 @@ fn the_secret_is_placed_after_the_config_and_before_the_workloads() {
         .map(|p| format!("{}/{}", p.kind, p.name))
         .collect();
     assert_eq!(
-        order[..5],
+        order[..6],
         [
             "Namespace/wander",
             "ConfigMap/wander-config",
             "ConfigMap/redis-config",
             "Secret/wander-secrets",
-            "Service/postgres",
+            "NetworkPolicy/default-deny",
+            "NetworkPolicy/dns",
         ]
     );
     let secret = secret("wander", &secrets());
@@ -770,6 +784,7 @@ fn the_apply_follows_the_dependency_graph_not_the_kustomizations_file_order() {
         .map(|p| format!("{}/{}", p.kind, p.name))
         .collect();
     // PostgreSQL and Redis depend on nothing: between the two, the (reversed) file order holds.
+    // The policies come before any pod, in their own file's order.
     assert_eq!(
         order,
         [
@@ -777,6 +792,12 @@ fn the_apply_follows_the_dependency_graph_not_the_kustomizations_file_order() {
             "ConfigMap/wander-config",
             "ConfigMap/redis-config",
             "Secret/wander-secrets",
+            "NetworkPolicy/default-deny",
+            "NetworkPolicy/dns",
+            "NetworkPolicy/web",
+            "NetworkPolicy/api",
+            "NetworkPolicy/postgres",
+            "NetworkPolicy/redis",
             "Service/redis",
             "Deployment/redis",
             "Service/postgres",
