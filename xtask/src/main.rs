@@ -40,6 +40,8 @@ mod shell;
 mod sqlx_prepare;
 mod stack;
 mod state;
+#[cfg(test)]
+mod static_checks_tests;
 mod status;
 mod test;
 mod token;

@@ -37,6 +37,9 @@ const PACKAGES: &[&str] = &["postgresql-15", "redis-server", "ca-certificates"];
 const LABEL: &str = "dev.wander.standin";
 
 const BASE_REPOSITORY: &str = "wander/standin-base";
+/// The base as the stand-in Dockerfiles name it: a tag placeholder, so that the files are valid
+/// Dockerfiles for linters (hadolint, checkov) and name the base's repository in one place.
+const BASE_PLACEHOLDER: &str = "wander/standin-base:{{TAG}}";
 
 /// Runs inside the debootstrapped tree: renumbers the postgres user, prepares the images'
 /// directories and removes what no container needs.
@@ -251,7 +254,13 @@ fn can_build(is_root: bool, has_debootstrap: bool) -> bool {
 
 /// The build context of a stand-in image: its Dockerfile, `FROM` the base, and its entrypoint.
 fn standin_context(standin: &Standin, base: &str) -> anyhow::Result<Vec<u8>> {
-    let dockerfile = standin.dockerfile.replace("{{BASE}}", base);
+    if !standin.dockerfile.contains(BASE_PLACEHOLDER) {
+        bail!(
+            "{}: the Dockerfile does not start `FROM {BASE_PLACEHOLDER}`; this is a bug in cargo xtask",
+            standin.repository
+        );
+    }
+    let dockerfile = standin.dockerfile.replace(BASE_PLACEHOLDER, base);
     let mut archive = tar::Builder::new(Vec::new());
     for (name, contents, mode) in [
         ("Dockerfile", dockerfile.as_str(), 0o644),
@@ -634,6 +643,26 @@ mod tests {
     }
 
     #[test]
+    fn every_stand_in_dockerfile_names_the_base_by_its_placeholder() {
+        assert!(BASE_PLACEHOLDER.starts_with(&format!("{BASE_REPOSITORY}:")));
+        for standin in [&POSTGRES, &REDIS] {
+            assert!(
+                standin
+                    .dockerfile
+                    .contains(&format!("\nFROM {BASE_PLACEHOLDER}\n")),
+                "{}",
+                standin.repository
+            );
+        }
+        let broken = Standin {
+            dockerfile: "FROM debian:bookworm\n",
+            ..POSTGRES
+        };
+        let err = standin_context(&broken, "wander/standin-base:0123456789ab").unwrap_err();
+        assert!(err.to_string().contains("this is a bug"), "{err}");
+    }
+
+    #[test]
     fn the_build_context_names_the_base_and_makes_the_entrypoint_executable() {
         let context = standin_context(&POSTGRES, "wander/standin-base:0123456789ab").unwrap();
         let mut archive = tar::Archive::new(context.as_slice());
@@ -651,7 +680,7 @@ mod tests {
             dockerfile.contains("\nFROM wander/standin-base:0123456789ab\n"),
             "{dockerfile}"
         );
-        assert!(!dockerfile.contains("{{BASE}}"));
+        assert!(!dockerfile.contains(BASE_PLACEHOLDER), "{dockerfile}");
         assert!(dockerfile.contains("COPY postgres-entrypoint.sh "));
         assert_eq!(seen["postgres-entrypoint.sh"].0, 0o755);
         assert_eq!(seen["postgres-entrypoint.sh"].1, POSTGRES.entrypoint);
