@@ -1,10 +1,14 @@
 //! Cache-aside behaviour against the real Redis: MISS then HIT, normalised keys, invalidation on
 //! writes, and clearing.
 
+use std::time::Duration;
+
+use api::cache::{Cache, Lookup};
+use axum::body::Bytes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, x_cache};
+use crate::helpers::{TestApp, test_config, unique_prefix, x_cache};
 
 #[tokio::test]
 async fn a_miss_is_followed_by_a_hit_with_the_same_body() {
@@ -122,4 +126,53 @@ async fn two_apps_with_different_prefixes_do_not_share_entries() {
     let cleared: Value = a.clear_cache().await.json().await.unwrap();
     assert_eq!(cleared, json!({"deleted": 1}));
     assert_eq!(x_cache(&b.get("/api/services").await), "HIT");
+}
+
+/// A cache of its own on the shared Redis, connected.
+async fn connected_cache() -> Cache {
+    let config = test_config(vec![
+        (
+            "DATABASE_URL",
+            "postgres://unused@127.0.0.1:1/unused".to_owned(),
+        ),
+        ("REDIS_URL", testkit::redis_url()),
+        ("CACHE_PREFIX", unique_prefix()),
+    ]);
+    let cache = Cache::connect(&config).unwrap();
+    for _ in 0..100 {
+        if cache.ping().await.is_ok() {
+            return cache;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the test Redis did not answer");
+}
+
+/// The cache-aside race the generation counter closes, step by step: a reader misses and loads
+/// rows, a write lands and invalidates, then the reader stores what it loaded before the write.
+/// The next lookup must still miss: serving that store would show the list as it was before an
+/// acknowledged write, until the TTL.
+#[tokio::test]
+async fn a_store_that_lost_the_race_with_a_write_is_never_served() {
+    let cache = connected_cache().await;
+    let resource = "deployments?status=failed";
+    let Lookup::Miss(stale_key) = cache.lookup(resource).await else {
+        panic!("a fresh cache misses");
+    };
+    cache.invalidate().await.unwrap();
+    cache
+        .store(stale_key, Bytes::from_static(b"[\"before the write\"]"))
+        .await;
+    let Lookup::Miss(fresh_key) = cache.lookup(resource).await else {
+        panic!("the body stored before the write was served after it");
+    };
+    // Whoever loads after the write fills the entry that is read from then on.
+    cache
+        .store(fresh_key, Bytes::from_static(b"[\"after the write\"]"))
+        .await;
+    match cache.lookup(resource).await {
+        Lookup::Hit(body) => assert_eq!(&body[..], b"[\"after the write\"]"),
+        other => panic!("expected the fresh entry, got {other:?}"),
+    }
+    cache.close().await;
 }

@@ -19,6 +19,13 @@ use crate::helpers::unique_prefix;
 /// Starts the binary on a free port and waits for `/livez`; callers wait for its exit.
 #[allow(clippy::zombie_processes)]
 async fn start_binary(database_url: &str) -> (Child, String) {
+    let (mut child, base) = spawn_binary(database_url);
+    wait_live(&mut child, &base).await;
+    (child, base)
+}
+
+/// Starts the binary without waiting for it.
+fn spawn_binary(database_url: &str) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -33,13 +40,21 @@ async fn start_binary(database_url: &str) -> (Child, String) {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the api binary");
-    let base = format!("http://127.0.0.1:{port}");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Waits until the binary answers `/livez` (it binds only once migrated); fails at once if it
+/// exits instead.
+async fn wait_live(child: &mut Child, base: &str) {
     let client = reqwest::Client::new();
     for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the api binary exited before it served: {status}");
+        }
         if let Ok(response) = client.get(format!("{base}/livez")).send().await
             && response.status() == StatusCode::OK
         {
-            return (child, base);
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -125,8 +140,51 @@ async fn concurrent_starts_on_an_empty_database_migrate_once() {
         Some((server, _)) => format!("{server}/{name}"),
         None => unreachable!("admin URL has a database"),
     };
-    let (mut a, _) = start_binary(&url).await;
-    let (mut b, base_b) = start_binary(&url).await;
+    // Both binaries are held at the same point of their start, so that they race for certain:
+    // the migrations table exists already (created as sqlx creates it, in sqlx-postgres's
+    // migrate.rs) and this test holds it locked, so each blocks on its first read of it, whether
+    // or not it took the migration lock before. Released together, only that lock keeps the
+    // second from applying the same migrations again, and failing.
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, \
+         checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let (mut a, base_a) = spawn_binary(&url);
+    let (mut b, base_b) = spawn_binary(&url);
+    let mut watcher = PgConnection::connect(&url).await.unwrap();
+    let mut waiting = 0;
+    for _ in 0..300 {
+        waiting = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting == 2 {
+            break;
+        }
+        for child in [&mut a, &mut b] {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("an api binary exited while the other was starting: {status}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting, 2, "both binaries wait on a lock before migrating");
+    held.rollback().await.unwrap();
+    wait_live(&mut a, &base_a).await;
+    wait_live(&mut b, &base_b).await;
     let services = reqwest::get(format!("{base_b}/api/services"))
         .await
         .unwrap();
