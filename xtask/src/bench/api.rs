@@ -1,16 +1,24 @@
 //! `cargo xtask bench api`: the release API over ephemeral, seeded PostgreSQL and Redis, loaded
-//! by wrk scenario after scenario, with start-up time and memory read from `/proc`.
+//! by wrk scenario after scenario, with start-up time and memory read from `/proc`; and, in the
+//! same run, the ceiling: a server on the same stack that only sends the cached list's bytes
+//! (`api/examples/ceiling.rs`), so that every figure also reads as a fraction of what this
+//! machine can do at all.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
 use super::host::{free_port, target_dir};
-use super::http::http_get;
+use serde::Serialize;
+
+use super::http::{http_fetch, http_get};
 use super::load::{Failures, Load, LoadRun, Settings};
 use super::memory::{peak_rss_kib, reset_peak_rss};
 use super::report::{Figures, ScenarioFigures};
-use super::service::{Service, build_release, random_token, seeded_database, start_backing};
+use super::service::{
+    Launch, Service, build_release, random_token, seeded_database, start_backing,
+};
 use super::{LoadArgs, LoadDefaults, Session};
 
 /// How long the warm-up pass before a scenario lasts, over one connection: long enough to fill
@@ -24,11 +32,19 @@ const SCRIPT_DIR: &str = "xtask/bench";
 /// The variable through which the write scenario's script gets the API token.
 const TOKEN_ENV: &str = "WANDER_BENCH_TOKEN";
 
-/// The targets the figures are compared against in the printout (never enforced).
-const TARGET_CACHED_P99_MS: f64 = 5.0;
+/// The targets the figures are compared against in the printout (never enforced): the cached
+/// reads at least this share of the ceiling's requests per second, with a p99 at most this
+/// multiple of the ceiling's, at this many connections.
+const TARGET_OF_CEILING: f64 = 0.5;
+const TARGET_P99_OVER_CEILING: f64 = 2.0;
 const TARGET_CONNECTIONS: u32 = 50;
-const TARGET_PEAK_RSS_MB: f64 = 40.0;
-const TARGET_READY_MS: f64 = 200.0;
+/// The scenarios the ceiling targets are about.
+const CEILING_TARGETED: [&str; 2] = ["cached_list", "single_deployment"];
+const TARGET_PEAK_RSS_MB: f64 = 24.0;
+const TARGET_READY_MS: f64 = 50.0;
+
+/// The ceiling server, an example of the `api` package.
+const CEILING_EXAMPLE: &str = "ceiling";
 
 /// Options of `cargo xtask bench api`.
 pub(crate) type Args = LoadArgs<Defaults>;
@@ -137,8 +153,63 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The ceiling's scenario: what wrk sends the cached list, sent to the ceiling server (not one of
+/// [`SCENARIOS`]: its instance is the API whose bytes it sends, and decides nothing).
+const CEILING: Scenario = Scenario {
+    name: "ceiling",
+    what: "the cached list's bytes from a server that does nothing else",
+    instance: Instance::Cached,
+    path: "/api/deployments",
+    script: None,
+    warm_up: true,
+    expect_cache: None,
+};
+
 /// The JSON written to `--out`.
-type Report = Figures;
+#[derive(Debug, Serialize)]
+struct Report {
+    /// The API's figures; its start-up and peak memory are the cached instance's.
+    #[serde(flatten)]
+    figures: Figures,
+    /// The ceiling server under the same load, measured in the same run.
+    ceiling: ScenarioFigures,
+    /// Every API scenario set against the ceiling.
+    of_ceiling: Vec<OfCeiling>,
+}
+
+/// One scenario as a fraction of the ceiling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct OfCeiling {
+    name: String,
+    /// Its requests per second over the ceiling's.
+    requests_per_sec: f64,
+    /// Its p99 latency over the ceiling's.
+    p99: f64,
+}
+
+impl Report {
+    fn new(figures: Figures, ceiling: ScenarioFigures) -> Self {
+        let ratio = |value: f64, of: f64| if of > 0.0 { round3(value / of) } else { 0.0 };
+        let of_ceiling = figures
+            .scenarios
+            .iter()
+            .map(|s| OfCeiling {
+                name: s.name.clone(),
+                requests_per_sec: ratio(s.requests_per_sec, ceiling.requests_per_sec),
+                p99: ratio(s.p99_ms, ceiling.p99_ms),
+            })
+            .collect();
+        Self {
+            figures,
+            ceiling,
+            of_ceiling,
+        }
+    }
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1_000.0).round() / 1_000.0
+}
 
 /// Measures the release API with Redis and without (an unreachable one); the JSON is written only
 /// when no scenario had failed requests, the table is printed either way.
@@ -154,8 +225,11 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         }
     }
 
-    build_release(session, &["api"])?;
+    build_release(session, &["api"], &[CEILING_EXAMPLE])?;
     let binary = target_dir(ctx).join("release/api");
+    let ceiling_binary = target_dir(ctx)
+        .join("release/examples")
+        .join(CEILING_EXAMPLE);
 
     // Declared before the API processes, so they outlive them: locals drop in reverse order,
     // and every early return below (error or Ctrl-C) stops the APIs first, then the servers.
@@ -169,6 +243,7 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         settings: bench.settings,
     };
     let mut startup = None;
+    let mut ceiling = None;
     let mut figures = Vec::new();
     let mut failures = Failures::default();
     for instance in [Instance::Cached, Instance::Uncached] {
@@ -192,6 +267,10 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
         let started = api.settle(ui, instance.label())?;
         if instance == Instance::Cached {
             startup = Some(started);
+            // Measured first, right before the cached list it is the ceiling of.
+            let (row, verdict) = run_ceiling(session, &api, &ceiling_binary, &bench.dir, &loads)?;
+            failures.check(ui, CEILING.name, verdict);
+            ceiling = Some(row);
         }
 
         for scenario in SCENARIOS.iter().filter(|s| s.instance == instance) {
@@ -202,10 +281,13 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     }
 
     let startup = startup.context("the cached API never started")?;
-    let report = Report::new(bench.settings, startup, figures)?;
-    report.print(None, &target_lines(&report));
+    let ceiling = ceiling.context("the ceiling was never measured")?;
+    let report = Report::new(Figures::new(bench.settings, startup, figures)?, ceiling);
+    report
+        .figures
+        .print(Some(&ceiling_table(&report)), &target_lines(&report));
     failures.verdict(
-        SCENARIOS.len(),
+        SCENARIOS.len() + 1,
         "API",
         &bench.out,
         &format!("the API logs are in {}", bench.dir.display()),
@@ -300,35 +382,102 @@ fn run_scenario(
     ))
 }
 
+/// Starts the ceiling server with the exact bytes the cached API answers `GET` of the list
+/// with, and measures it as the cached list is measured.
+fn run_ceiling(
+    session: &mut Session<'_>,
+    api: &Service,
+    binary: &Path,
+    dir: &Path,
+    loads: &Loads<'_>,
+) -> anyhow::Result<(ScenarioFigures, Result<(), String>)> {
+    let fetched = http_fetch(api.port, CEILING.path)
+        .with_context(|| format!("GET {} for the ceiling's body", CEILING.path))?;
+    if fetched.head.status != 200 {
+        bail!(
+            "GET {} answered {}, so the ceiling has no body to send; see the API log {}",
+            CEILING.path,
+            fetched.head.status,
+            api.log.display()
+        );
+    }
+    let body = dir.join("ceiling-body.json");
+    std::fs::write(&body, &fetched.body).with_context(|| format!("writing {}", body.display()))?;
+    let body = body.to_string_lossy().into_owned();
+    let mut server = Service::start(
+        session,
+        &Launch {
+            label: "ceiling server",
+            binary,
+            log: &dir.join("ceiling.log"),
+            port: free_port()?,
+            addr_var: "CEILING_ADDR",
+            probe: "/livez",
+            env: &[("CEILING_BODY", &body)],
+        },
+    )?;
+    run_scenario(session, &mut server, &CEILING, loads)
+}
+
+/// The API's scenarios as fractions of the ceiling, a line each, for people to read.
+fn ceiling_table(report: &Report) -> String {
+    let ceiling = &report.ceiling;
+    let mut out = format!(
+        "ceiling (the cached list's bytes from a server that does nothing else): {:.0} \
+         requests/s, p99 {:.3} ms\n",
+        ceiling.requests_per_sec, ceiling.p99_ms
+    );
+    for row in &report.of_ceiling {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>5.1} % of its requests/s, p99 {:.2}x its p99",
+            row.name,
+            row.requests_per_sec * 100.0,
+            row.p99
+        );
+    }
+    out
+}
+
 /// The figures set against the targets, one line each, for people to read.
 fn target_lines(report: &Report) -> Vec<String> {
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    let figures = &report.figures;
+    let caveat = if figures.settings.connections == TARGET_CONNECTIONS {
+        String::new()
+    } else {
+        format!(
+            " (measured at {} connections, not {TARGET_CONNECTIONS})",
+            figures.settings.connections
+        )
+    };
     let mut lines = Vec::new();
-    if let Some(cached) = report.scenarios.iter().find(|s| s.name == "cached_list") {
-        let caveat = if report.settings.connections == TARGET_CONNECTIONS {
-            String::new()
-        } else {
-            format!(
-                " (measured at {} connections, not {TARGET_CONNECTIONS})",
-                report.settings.connections
-            )
-        };
+    for row in report
+        .of_ceiling
+        .iter()
+        .filter(|row| CEILING_TARGETED.contains(&row.name.as_str()))
+    {
         lines.push(format!(
-            "cached_list p99 < {TARGET_CACHED_P99_MS} ms at {TARGET_CONNECTIONS} connections: \
-             {:.3} ms, {}{caveat}",
-            cached.p99_ms,
-            verdict(cached.p99_ms < TARGET_CACHED_P99_MS)
+            "{} >= {:.0} % of the ceiling's requests/s, p99 <= {TARGET_P99_OVER_CEILING}x its p99, at \
+             {TARGET_CONNECTIONS} connections: {:.1} %, {:.2}x, {}{caveat}",
+            row.name,
+            TARGET_OF_CEILING * 100.0,
+            row.requests_per_sec * 100.0,
+            row.p99,
+            verdict(
+                row.requests_per_sec >= TARGET_OF_CEILING && row.p99 <= TARGET_P99_OVER_CEILING
+            )
         ));
     }
     lines.push(format!(
         "peak RSS under load < {TARGET_PEAK_RSS_MB} MB: {:.1} MB, {}",
-        report.peak_rss_mb,
-        verdict(report.peak_rss_mb < TARGET_PEAK_RSS_MB)
+        figures.peak_rss_mb,
+        verdict(figures.peak_rss_mb < TARGET_PEAK_RSS_MB)
     ));
     lines.push(format!(
         "ready within {TARGET_READY_MS} ms of start: {:.1} ms, {}",
-        report.startup.ready_ms,
-        verdict(report.startup.ready_ms < TARGET_READY_MS)
+        figures.startup.ready_ms,
+        verdict(figures.startup.ready_ms < TARGET_READY_MS)
     ));
     lines
 }
@@ -422,53 +571,109 @@ mod tests {
         );
     }
 
-    fn report(connections: u32, p99_ms: f64, peak_rss_mb: f64, ready_ms: f64) -> Report {
-        sample_figures(
+    fn row(name: &str, requests_per_sec: f64, p99_ms: f64, peak_rss_mb: f64) -> ScenarioFigures {
+        ScenarioFigures {
+            name: name.into(),
+            requests_per_sec,
+            p50_ms: 1.0,
+            p99_ms,
+            max_ms: 20.0,
+            requests: 200_000,
+            errors: 0,
+            peak_rss_mb,
+        }
+    }
+
+    /// A run whose cached list does `rps` at `p99_ms` against a ceiling of 100,000 requests/s
+    /// at 2 ms, and whose single deployment does half of that.
+    fn report(connections: u32, rps: f64, p99_ms: f64, peak_rss_mb: f64, ready_ms: f64) -> Report {
+        let mut figures = sample_figures(
             connections,
             Startup {
                 ready_ms,
                 idle_rss_mb: 9.5,
             },
-            ScenarioFigures {
-                name: "cached_list".into(),
-                requests_per_sec: 20_000.0,
-                p50_ms: 1.0,
-                p99_ms,
-                max_ms: 20.0,
-                requests: 200_000,
-                errors: 0,
-                peak_rss_mb,
-            },
-        )
+            row("cached_list", rps, p99_ms, peak_rss_mb),
+        );
+        figures
+            .scenarios
+            .push(row("single_deployment", rps / 2.0, p99_ms, peak_rss_mb));
+        Report::new(figures, row("ceiling", 100_000.0, 2.0, 4.0))
+    }
+
+    #[test]
+    fn every_scenario_is_set_against_the_ceiling_of_the_same_run() {
+        let report = report(50, 60_000.0, 3.0, 20.0, 30.0);
+        assert_eq!(
+            report.of_ceiling,
+            [
+                OfCeiling {
+                    name: "cached_list".into(),
+                    requests_per_sec: 0.6,
+                    p99: 1.5,
+                },
+                OfCeiling {
+                    name: "single_deployment".into(),
+                    requests_per_sec: 0.3,
+                    p99: 1.5,
+                },
+            ]
+        );
+        // The ceiling's own memory is not the API's.
+        assert!((report.figures.peak_rss_mb - 20.0).abs() < f64::EPSILON);
+        let table = ceiling_table(&report);
+        assert!(table.contains("100000 requests/s, p99 2.000 ms"), "{table}");
+        assert!(
+            table.contains("cached_list           60.0 % of its requests/s, p99 1.50x"),
+            "{table}"
+        );
+        // A ceiling that measured nothing gives ratios of 0, never a division by zero.
+        let empty = Report::new(
+            sample_figures(
+                50,
+                Startup {
+                    ready_ms: 1.0,
+                    idle_rss_mb: 1.0,
+                },
+                row("cached_list", 1.0, 1.0, 1.0),
+            ),
+            row("ceiling", 0.0, 0.0, 0.0),
+        );
+        assert!(empty.of_ceiling[0].requests_per_sec.abs() < f64::EPSILON);
     }
 
     #[test]
     fn targets_are_reported_as_met_or_missed() {
         assert_eq!(
-            target_lines(&report(50, 4.2, 30.0, 80.0)),
+            target_lines(&report(50, 60_000.0, 3.0, 20.0, 30.0)),
             [
-                "cached_list p99 < 5 ms at 50 connections: 4.200 ms, met",
-                "peak RSS under load < 40 MB: 30.0 MB, met",
-                "ready within 200 ms of start: 80.0 ms, met",
+                "cached_list >= 50 % of the ceiling's requests/s, p99 <= 2x its p99, at 50 \
+                 connections: 60.0 %, 1.50x, met",
+                "single_deployment >= 50 % of the ceiling's requests/s, p99 <= 2x its p99, at 50 \
+                 connections: 30.0 %, 1.50x, MISSED",
+                "peak RSS under load < 24 MB: 20.0 MB, met",
+                "ready within 50 ms of start: 30.0 ms, met",
             ]
         );
-        let lines = target_lines(&report(100, 7.0, 41.0, 250.0));
-        assert_eq!(
-            lines[0],
-            "cached_list p99 < 5 ms at 50 connections: 7.000 ms, MISSED \
-             (measured at 100 connections, not 50)"
+        let lines = target_lines(&report(100, 90_000.0, 5.0, 25.0, 60.0));
+        assert!(
+            lines[0].ends_with("2.50x, MISSED (measured at 100 connections, not 50)"),
+            "{}",
+            lines[0]
         );
-        assert!(lines[1].ends_with("MISSED") && lines[2].ends_with("MISSED"));
+        assert!(lines[2].ends_with("MISSED") && lines[3].ends_with("MISSED"));
     }
 
     #[test]
     fn the_json_has_the_documented_fields() {
-        let json = serde_json::to_value(report(50, 4.2, 30.0, 80.0)).unwrap();
+        let json = serde_json::to_value(report(50, 60_000.0, 3.0, 20.0, 30.0)).unwrap();
         assert_eq!(
             keys(&json),
             [
+                "ceiling",
                 "generated_at",
                 "machine",
+                "of_ceiling",
                 "peak_rss_mb",
                 "scenarios",
                 "settings",
@@ -481,18 +686,21 @@ mod tests {
             ["connections", "duration_s", "threads"]
         );
         assert_eq!(keys(&json["startup"]), ["idle_rss_mb", "ready_ms"]);
+        let scenario = [
+            "errors",
+            "max_ms",
+            "name",
+            "p50_ms",
+            "p99_ms",
+            "peak_rss_mb",
+            "requests",
+            "requests_per_sec",
+        ];
+        assert_eq!(keys(&json["scenarios"][0]), scenario);
+        assert_eq!(keys(&json["ceiling"]), scenario);
         assert_eq!(
-            keys(&json["scenarios"][0]),
-            [
-                "errors",
-                "max_ms",
-                "name",
-                "p50_ms",
-                "p99_ms",
-                "peak_rss_mb",
-                "requests",
-                "requests_per_sec"
-            ]
+            keys(&json["of_ceiling"][0]),
+            ["name", "p99", "requests_per_sec"]
         );
     }
 }

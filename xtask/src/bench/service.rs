@@ -37,8 +37,13 @@ const IDLE_SETTLE: Duration = Duration::from_millis(250);
 /// How many log lines an error about a failed start shows.
 const LOG_LINES: usize = 20;
 
-/// `cargo build --release` of `packages`; their binaries land in `<target>/release/`.
-pub(super) fn build_release(session: &Session<'_>, packages: &[&str]) -> anyhow::Result<()> {
+/// `cargo build --release` of `packages`, and of `examples` of theirs; the binaries land in
+/// `<target>/release/`, the examples in `<target>/release/examples/`.
+pub(super) fn build_release(
+    session: &Session<'_>,
+    packages: &[&str],
+    examples: &[&str],
+) -> anyhow::Result<()> {
     let ctx = session.ctx;
     ctx.ui().progress(format!(
         "building {} in release mode",
@@ -47,6 +52,13 @@ pub(super) fn build_release(session: &Session<'_>, packages: &[&str]) -> anyhow:
     let mut cmd = Cmd::cargo().args(["build", "--release"]);
     for package in packages {
         cmd = cmd.args(["--package", package]);
+    }
+    if !examples.is_empty() {
+        // Naming an example builds only the targets named, so the binaries are named too.
+        cmd = cmd.arg("--bins");
+        for example in examples {
+            cmd = cmd.args(["--example", example]);
+        }
     }
     cmd.current_dir(ctx.root()).run(ctx.ui())?;
     session.check_interrupt()

@@ -123,7 +123,7 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     let ui = ctx.ui();
     let settings = bench.settings;
 
-    build_release(session, &["api", "web"])?;
+    build_release(session, &["api", "web"], &[])?;
     let release = target_dir(ctx).join("release");
 
     // Bound in the order they must outlive each other: locals drop in reverse order, so the
