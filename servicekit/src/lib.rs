@@ -3,13 +3,15 @@
 //! # Layout
 //! - [`config`]: typed reading of environment variables, the error that names a bad one, and
 //!   [`config::Secret`] for values that must never be printed.
-//! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`.
+//! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`,
+//!   whose lines [`json_log`] writes.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C future that starts a graceful shutdown.
 //! - [`http`]: the request-id header and the request-logging layer.
 //! - [`lifecycle`]: the whole of a service's `main`, from its configuration to its exit code.
 
 pub mod config;
 pub mod http;
+pub mod json_log;
 pub mod lifecycle;
 pub mod shutdown;
 pub mod telemetry;

@@ -9,6 +9,8 @@ use std::io::IsTerminal;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+use crate::json_log::JsonLayer;
+
 /// Keeps the log writer alive; dropping it at exit flushes what is still buffered.
 #[must_use = "logs are lost unless the guard lives until the process exits"]
 #[derive(Debug)]
@@ -22,17 +24,8 @@ pub fn init(json: bool) -> LogGuard {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,fred=warn,tower_http=info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    // The request span alone carries everything; the full list repeats it.
-                    .with_span_list(false)
-                    .with_writer(writer),
-            )
-            .try_init()
+        // The request span alone carries everything on each line, as `span`.
+        registry.with(JsonLayer::new(writer)).try_init()
     } else {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         registry
