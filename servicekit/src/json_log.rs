@@ -58,7 +58,7 @@ impl Visit for SpanFields {
         }
         let name = name.strip_prefix("r#").unwrap_or(name);
         let mut rendered = String::new();
-        json_string(&mut rendered, &format!("{value:?}"));
+        json_debug(&mut rendered, value);
         self.insert(name, rendered);
     }
 

@@ -140,28 +140,26 @@ fn formatted(at: SystemTime) -> String {
 #[test]
 fn timestamps_are_rfc3339_in_utc_with_microseconds() {
     let at = |seconds: u64, nanos: u32| UNIX_EPOCH + Duration::new(seconds, nanos);
-    assert_eq!(formatted(at(0, 0)), "1970-01-01T00:00:00.000000Z");
-    assert_eq!(formatted(at(951_782_400, 0)), "2000-02-29T00:00:00.000000Z");
-    assert_eq!(
-        formatted(at(1_700_000_000, 123_456_789)),
-        "2023-11-14T22:13:20.123456Z"
-    );
-    assert_eq!(
-        formatted(at(1_798_761_599, 999_999_999)),
-        "2026-12-31T23:59:59.999999Z"
-    );
-    assert_eq!(
-        formatted(at(253_402_300_799, 0)),
-        "9999-12-31T23:59:59.000000Z"
-    );
-    assert_eq!(
-        formatted(at(253_402_300_800, 0)),
-        "+10000-01-01T00:00:00.000000Z"
-    );
-    assert_eq!(
-        formatted(UNIX_EPOCH - Duration::new(1, 500_000_000)),
-        "1969-12-31T23:59:58.500000Z"
-    );
+    for (moment, expected) in [
+        (at(0, 0), "1970-01-01T00:00:00.000000Z"),
+        (at(951_782_400, 0), "2000-02-29T00:00:00.000000Z"),
+        (
+            at(1_700_000_000, 123_456_789),
+            "2023-11-14T22:13:20.123456Z",
+        ),
+        (
+            at(1_798_761_599, 999_999_999),
+            "2026-12-31T23:59:59.999999Z",
+        ),
+        (at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z"),
+        (at(253_402_300_800, 0), "+10000-01-01T00:00:00.000000Z"),
+        (
+            UNIX_EPOCH - Duration::new(1, 500_000_000),
+            "1969-12-31T23:59:58.500000Z",
+        ),
+    ] {
+        assert_eq!(formatted(moment), expected);
+    }
     // Every day of four centuries lands on the next date after the day before.
     let mut previous = civil_from_days(-1);
     for days in 0..146_097 {
