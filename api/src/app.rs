@@ -25,7 +25,7 @@ use crate::{
     cache::Cache,
     config::Config,
     error::problem_response,
-    routes::{self, X_CACHE},
+    routes::{self, CACHE_STATUS, X_CACHE},
 };
 
 /// Migrations embedded at compile time from `db/migrations`; applied at start under sqlx's
@@ -87,6 +87,11 @@ impl Server {
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The response cache, shared with the handlers.
+    pub fn cache(&self) -> Arc<Cache> {
+        Arc::clone(&self.state.cache)
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
@@ -183,7 +188,7 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([X_CACHE, header::LOCATION, REQUEST_ID])
+        .expose_headers([X_CACHE, CACHE_STATUS, header::LOCATION, REQUEST_ID])
         .max_age(Duration::from_secs(600))
 }
 

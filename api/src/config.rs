@@ -36,6 +36,11 @@ pub struct Config {
     /// Prefix of every key this API writes (`CACHE_PREFIX`), so several instances or test runs can
     /// share one Redis without touching each other's keys.
     pub cache_prefix: String,
+    /// Most responses each process keeps in its near cache (`CACHE_NEAR_ENTRIES`); 0 turns the
+    /// near cache off, leaving Redis as the only tier.
+    pub near_cache_entries: usize,
+    /// Most bytes the near cache holds, bodies and keys (`CACHE_NEAR_BYTES`).
+    pub near_cache_bytes: usize,
     /// Whole-request deadline (`REQUEST_TIMEOUT_MS`).
     pub request_timeout: Duration,
     /// Largest accepted request body in bytes (`MAX_BODY_BYTES`).
@@ -93,6 +98,12 @@ impl Config {
             cache_timeout: env.millis("CACHE_TIMEOUT_MS", 150)?,
             cache_ttl: Duration::from_secs(env.bounded("CACHE_TTL_SECS", 60, 1..=86_400)?),
             cache_prefix,
+            near_cache_entries: env.bounded("CACHE_NEAR_ENTRIES", 1_024, 0..=1_000_000)?,
+            near_cache_bytes: env.bounded(
+                "CACHE_NEAR_BYTES",
+                4 * 1024 * 1024,
+                4 * 1024..=1024 * 1024 * 1024,
+            )?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 10_000)?,
             max_body_bytes: env.bounded("MAX_BODY_BYTES", 16 * 1024, 256..=10 * 1024 * 1024)?,
             log_json: env.string("LOG_FORMAT", "").eq_ignore_ascii_case("json"),
@@ -135,6 +146,8 @@ mod tests {
             ("MAX_BODY_BYTES", "99999999999"),
             ("CORS_ORIGIN", "example.com"),
             ("CACHE_PREFIX", "a*"),
+            ("CACHE_NEAR_ENTRIES", "-1"),
+            ("CACHE_NEAR_BYTES", "1k"),
         ] {
             let err = config(&[(name, value)]).unwrap_err().to_string();
             assert!(err.starts_with(name), "{name}: {err}");

@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
     get, path = "/api/services", tag = "catalog",
     responses(
         (status = 200, description = "All services, by name", body = ServiceList,
-         headers(("x-cache" = String, description = "HIT, MISS or BYPASS"))),
+         headers(
+             ("x-cache" = String, description = "HIT, MISS or BYPASS"),
+             ("cache-status" = String, description = "RFC 9211: which tier answered; `api; hit` is this process's near cache, `redis; hit` is Redis"),
+         )),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -40,7 +43,10 @@ pub async fn list_services(State(state): State<AppState>) -> Result<CachedJson, 
     get, path = "/api/environments", tag = "catalog",
     responses(
         (status = 200, description = "All environments, in promotion order", body = EnvironmentList,
-         headers(("x-cache" = String, description = "HIT, MISS or BYPASS"))),
+         headers(
+             ("x-cache" = String, description = "HIT, MISS or BYPASS"),
+             ("cache-status" = String, description = "RFC 9211: which tier answered; `api; hit` is this process's near cache, `redis; hit` is Redis"),
+         )),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]

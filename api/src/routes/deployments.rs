@@ -34,7 +34,10 @@ pub fn router() -> Router<AppState> {
     params(ListParams),
     responses(
         (status = 200, description = "One page of deployments", body = DeploymentPage,
-         headers(("x-cache" = String, description = "HIT, MISS or BYPASS"))),
+         headers(
+             ("x-cache" = String, description = "HIT, MISS or BYPASS"),
+             ("cache-status" = String, description = "RFC 9211: which tier answered; `api; hit` is this process's near cache, `redis; hit` is Redis"),
+         )),
         (status = 400, description = "Undecodable query string (unknown or repeated parameter, not a number)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out-of-range limit or offset, unknown status, service or environment", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
@@ -64,7 +67,10 @@ pub async fn list(
     params(("id" = i64, Path, description = "Deployment id, a positive integer", minimum = 1)),
     responses(
         (status = 200, description = "The deployment", body = Deployment,
-         headers(("x-cache" = String, description = "HIT, MISS or BYPASS"))),
+         headers(
+             ("x-cache" = String, description = "HIT, MISS or BYPASS"),
+             ("cache-status" = String, description = "RFC 9211: which tier answered; `api; hit` is this process's near cache, `redis; hit` is Redis"),
+         )),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No deployment with this id", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),

@@ -23,8 +23,11 @@ pub mod health;
 pub mod openapi;
 pub mod stats;
 
-/// The `X-Cache` response header.
+/// The `X-Cache` response header: HIT, MISS or BYPASS.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// The `Cache-Status` response header (RFC 9211), which also tells which tier answered.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// Every route of the API, without middleware (see [`crate::app::router`]).
 pub fn router() -> Router<AppState> {
@@ -52,7 +55,11 @@ impl IntoResponse for CachedJson {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 ),
-                (X_CACHE, HeaderValue::from_static(self.status.as_str())),
+                (X_CACHE, HeaderValue::from_static(self.status.x_cache())),
+                (
+                    CACHE_STATUS,
+                    HeaderValue::from_static(self.status.cache_status()),
+                ),
             ],
             self.body,
         )
@@ -67,20 +74,15 @@ where
     T: Serialize,
     F: Future<Output = Result<T, ApiError>>,
 {
-    let key = match state.cache.lookup(resource).await {
-        Lookup::Hit(body) => {
-            return Ok(CachedJson {
-                body,
-                status: CacheStatus::Hit,
-            });
-        }
-        Lookup::Miss(key) => Some(key),
+    let fill = match state.cache.lookup(resource).await {
+        Lookup::Hit(body, status) => return Ok(CachedJson { body, status }),
+        Lookup::Miss(fill) => Some(fill),
         Lookup::Bypass => None,
     };
     let body = Bytes::from(serde_json::to_vec(&load.await?).map_err(ApiError::internal)?);
-    let status = match key {
-        Some(key) => {
-            state.cache.store(key, body.clone()).await;
+    let status = match fill {
+        Some(fill) => {
+            state.cache.store(resource, fill, body.clone()).await;
             CacheStatus::Miss
         }
         None => CacheStatus::Bypass,

@@ -20,7 +20,10 @@ pub fn router() -> Router<AppState> {
     get, path = "/api/stats", tag = "deployments",
     responses(
         (status = 200, description = "Deployment statistics", body = Stats,
-         headers(("x-cache" = String, description = "HIT, MISS or BYPASS"))),
+         headers(
+             ("x-cache" = String, description = "HIT, MISS or BYPASS"),
+             ("cache-status" = String, description = "RFC 9211: which tier answered; `api; hit` is this process's near cache, `redis; hit` is Redis"),
+         )),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, test_config, unique_prefix, x_cache};
+use crate::helpers::{Options, TestApp, cache_status, test_config, unique_prefix, x_cache};
 
 #[tokio::test]
 async fn a_miss_is_followed_by_a_hit_with_the_same_body() {
@@ -156,23 +156,86 @@ async fn connected_cache() -> Cache {
 async fn a_store_that_lost_the_race_with_a_write_is_never_served() {
     let cache = connected_cache().await;
     let resource = "deployments?status=failed";
-    let Lookup::Miss(stale_key) = cache.lookup(resource).await else {
+    let Lookup::Miss(stale_fill) = cache.lookup(resource).await else {
         panic!("a fresh cache misses");
     };
     cache.invalidate().await.unwrap();
     cache
-        .store(stale_key, Bytes::from_static(b"[\"before the write\"]"))
+        .store(
+            resource,
+            stale_fill,
+            Bytes::from_static(b"[\"before the write\"]"),
+        )
         .await;
-    let Lookup::Miss(fresh_key) = cache.lookup(resource).await else {
+    let Lookup::Miss(fresh_fill) = cache.lookup(resource).await else {
         panic!("the body stored before the write was served after it");
     };
     // Whoever loads after the write fills the entry that is read from then on.
     cache
-        .store(fresh_key, Bytes::from_static(b"[\"after the write\"]"))
+        .store(
+            resource,
+            fresh_fill,
+            Bytes::from_static(b"[\"after the write\"]"),
+        )
         .await;
     match cache.lookup(resource).await {
-        Lookup::Hit(body) => assert_eq!(&body[..], b"[\"after the write\"]"),
+        Lookup::Hit(body, _) => assert_eq!(&body[..], b"[\"after the write\"]"),
         other => panic!("expected the fresh entry, got {other:?}"),
     }
     cache.close().await;
+}
+
+/// Hundreds of distinct filter combinations, each read twice: the near cache never holds more
+/// than its bounds, keeps serving hits, and what it serves is what the database says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_stays_within_its_bounds_under_many_filters() {
+    const ENTRIES: usize = 24;
+    const BYTES: usize = 48 * 1024;
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("CACHE_NEAR_ENTRIES", ENTRIES.to_string()),
+            ("CACHE_NEAR_BYTES", BYTES.to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let mut combinations = 0;
+    let mut near_hits = 0;
+    for status in [
+        "",
+        "completed",
+        "failed",
+        "pending",
+        "in_progress",
+        "rolled_back",
+    ] {
+        for service in ["", "1", "2", "3", "4"] {
+            for limit in [1, 7, 50, 200] {
+                let path =
+                    format!("/api/deployments?status={status}&service={service}&limit={limit}");
+                let first: Value = app.get(&path).await.json().await.unwrap();
+                let second = app.get(&path).await;
+                if cache_status(&second) == "api; hit" {
+                    near_hits += 1;
+                }
+                assert_eq!(second.json::<Value>().await.unwrap(), first, "{path}");
+                let usage = app.cache.near_usage();
+                assert!(
+                    usage.entries <= ENTRIES && usage.bytes <= BYTES,
+                    "{path}: {usage:?}"
+                );
+                combinations += 1;
+            }
+        }
+    }
+    assert_eq!(combinations, 120);
+    // Every second read is a near hit unless its body alone is over the byte bound.
+    assert!(
+        near_hits > 100,
+        "only {near_hits} of 120 second reads were near hits"
+    );
+    assert!(
+        app.cache.near_usage().entries > ENTRIES / 2,
+        "it fills up to its bounds"
+    );
 }

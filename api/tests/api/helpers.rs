@@ -1,9 +1,15 @@
 //! The harness: an API server per test, bound to port 0 in-process, with helpers to call it and
 //! to look at the database behind it.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
 
-use api::{app::Server, config::Config, error::Problem};
+use api::{app::Server, cache::Cache, config::Config, error::Problem};
 use reqwest::{Response, StatusCode, header};
 use sqlx::PgPool;
 use testkit::{Seed, TestDatabase};
@@ -29,6 +35,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub token: Option<&'static str>,
+    /// The server's cache, to look at its near tier.
+    pub cache: Arc<Cache>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -79,6 +87,7 @@ impl TestApp {
             .await
             .expect("the API starts");
         let addr = server.local_addr().unwrap();
+        let cache = server.cache();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -94,6 +103,7 @@ impl TestApp {
                 .unwrap(),
             pool,
             token: options.token,
+            cache,
             shutdown: Some(tx),
             server: Some(handle),
         };
@@ -179,6 +189,15 @@ pub fn x_cache(response: &Response) -> String {
         .unwrap_or_default()
 }
 
+/// The `Cache-Status` header of a response (RFC 9211), which names the tier that answered.
+pub fn cache_status(response: &Response) -> String {
+    response
+        .headers()
+        .get("cache-status")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
 /// Asserts a problem document with `status` and returns it; also checks that nothing from the
 /// database driver or SQL leaked into it.
 pub async fn expect_problem(response: Response, status: StatusCode) -> Problem {
@@ -212,4 +231,40 @@ pub async fn expect_problem(response: Response, status: StatusCode) -> Problem {
         assert!(!lower.contains(leak), "problem leaks {leak:?}: {text}");
     }
     problem
+}
+
+/// Starts the real `api` binary on a free port with `vars` (and `RUST_LOG=warn`), without
+/// waiting for it; returns the child and its base URL.
+pub fn spawn_api_binary(vars: &[(&str, String)]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_api"))
+        .env("API_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .envs(vars.iter().map(|(name, value)| (name, value)))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the api binary");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Waits until the binary answers `/livez` (it binds only once migrated); fails at once if it
+/// exits instead.
+pub async fn wait_live(child: &mut Child, base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the api binary exited before it served: {status}");
+        }
+        if let Ok(response) = client.get(format!("{base}/livez")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the api binary did not start within 30 s");
 }

@@ -10,6 +10,7 @@ mod compression;
 mod endpoints;
 mod faults;
 mod helpers;
+mod replicas;
 mod schemathesis;
 mod security;
 mod seed;

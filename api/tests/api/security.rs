@@ -120,6 +120,7 @@ async fn cors_admits_the_dashboard_origin_only() {
         .unwrap()
         .to_owned();
     assert!(exposed.contains("x-cache"), "{exposed}");
+    assert!(exposed.contains("cache-status"), "{exposed}");
 }
 
 #[tokio::test]

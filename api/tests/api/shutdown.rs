@@ -1,10 +1,7 @@
 //! Process-level behaviour of the real `api` binary: SIGTERM drains a request in flight, and
 //! concurrent starts on an unmigrated database apply the migrations once.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Child, time::Duration};
 
 use nix::{
     sys::signal::{Signal, kill},
@@ -14,7 +11,7 @@ use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 use testkit::{Seed, TestDatabase};
 
-use crate::helpers::unique_prefix;
+use crate::helpers::{spawn_api_binary, unique_prefix, wait_live};
 
 /// Starts the binary on a free port and waits for `/livez`; callers wait for its exit.
 #[allow(clippy::zombie_processes)]
@@ -24,41 +21,13 @@ async fn start_binary(database_url: &str) -> (Child, String) {
     (child, base)
 }
 
-/// Starts the binary without waiting for it.
+/// Starts the binary without waiting for it, on the shared Redis with a prefix of its own.
 fn spawn_binary(database_url: &str) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_api"))
-        .env("API_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", database_url)
-        .env("REDIS_URL", testkit::redis_url())
-        .env("CACHE_PREFIX", unique_prefix())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the api binary");
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
-/// Waits until the binary answers `/livez` (it binds only once migrated); fails at once if it
-/// exits instead.
-async fn wait_live(child: &mut Child, base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the api binary exited before it served: {status}");
-        }
-        if let Ok(response) = client.get(format!("{base}/livez")).send().await
-            && response.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the api binary did not start within 30 s");
+    spawn_api_binary(&[
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REDIS_URL", testkit::redis_url()),
+        ("CACHE_PREFIX", unique_prefix()),
+    ])
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
