@@ -3,10 +3,13 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
+use std::convert::Infallible;
+
 use axum::{
-    Router,
+    ServiceExt as _,
+    body::Body,
     extract::DefaultBodyLimit,
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderValue, Method, Request, StatusCode, header},
     middleware,
     response::Response,
 };
@@ -15,6 +18,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -34,12 +38,25 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../db/migrations"
 
 use servicekit::http::REQUEST_ID;
 
-/// What every handler can reach.
+/// What every handler can reach, behind one `Arc`: axum clones the state for every request, and
+/// one reference count is cheaper to move than three.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     pub pool: PgPool,
     pub cache: Arc<Cache>,
     pub config: Arc<Config>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Why the server could not start.
@@ -76,11 +93,11 @@ impl Server {
             })?;
         Ok(Self {
             listener,
-            state: AppState {
+            state: AppState(Arc::new(Shared {
                 pool,
                 cache: Arc::new(cache),
                 config: Arc::new(config),
-            },
+            })),
         })
     }
 
@@ -99,8 +116,8 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "listening");
-        let app = router(self.state.clone());
-        axum::serve(self.listener, app)
+        let app = service(self.state.clone());
+        axum::serve(self.listener, app.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await?;
         tracing::info!("in-flight requests drained; closing connections");
@@ -157,25 +174,40 @@ fn is_unreachable(err: &sqlx::Error) -> bool {
     }
 }
 
-/// The routes with the middleware stack: request ids, request logging, compression for the
+/// The routes inside the middleware stack: request ids, request logging, compression for the
 /// clients that ask, CORS, the problem document for bare errors, a deadline and the body limit.
-pub fn router(state: AppState) -> Router {
+///
+/// The stack wraps the router from outside rather than through `Router::layer`, which would put
+/// it around every route: axum clones a route's service for each request, and the stack would be
+/// cloned with it (the CORS origin list, the trace and compression settings). Outside, it is
+/// cloned once per connection.
+pub fn service(
+    state: AppState,
+) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future = impl Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
     let config = Arc::clone(&state.config);
-    routes::router()
+    let router = routes::router()
         .fallback(|| async { StatusCode::NOT_FOUND })
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state);
+    ServiceBuilder::new()
+        // axum serves responses with its own body type.
+        .map_response(|response: Response<_>| response.map(Body::new))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(servicekit::http::request_trace())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(servicekit::http::compression())
+        .layer(cors(&config))
+        .layer(middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,
         ))
-        .layer(middleware::map_response(problem_for_bare_errors))
-        .layer(cors(&config))
-        .layer(servicekit::http::compression())
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(servicekit::http::request_trace())
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .service(router)
 }
 
 fn cors(config: &Config) -> CorsLayer {
