@@ -197,7 +197,7 @@ pub fn service(
         // axum serves responses with its own body type.
         .map_response(|response: Response<_>| response.map(Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(servicekit::http::request_trace())
+        .layer(servicekit::access_log::AccessLogLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(servicekit::http::compression())
         .layer(cors(&config))

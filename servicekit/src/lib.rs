@@ -6,9 +6,11 @@
 //! - [`telemetry`]: logging, human-readable on a terminal and JSON with `LOG_FORMAT=json`,
 //!   whose lines [`json_log`] writes.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C future that starts a graceful shutdown.
-//! - [`http`]: the request-id header and the request-logging layer.
+//! - [`http`]: the request-id header and response compression.
+//! - [`access_log`]: the `request` span around each request and its one access line.
 //! - [`lifecycle`]: the whole of a service's `main`, from its configuration to its exit code.
 
+pub mod access_log;
 pub mod config;
 pub mod http;
 pub mod json_log;

@@ -133,7 +133,7 @@ pub fn router(
         .layer(middleware::map_response(security_headers))
         .layer(servicekit::http::compression())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(servicekit::http::request_trace())
+        .layer(servicekit::access_log::AccessLogLayer)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state))
 }
