@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::http::{http_fetch, http_get};
 use super::load::{Failures, Load, LoadRun, Settings};
 use super::memory::{peak_rss_kib, reset_peak_rss};
+use super::replicas::{self, Coherence};
 use super::report::{Figures, ScenarioFigures};
 use super::service::{
     Launch, Service, build_release, random_token, seeded_database, start_backing,
@@ -175,6 +176,8 @@ struct Report {
     ceiling: ScenarioFigures,
     /// Every API scenario set against the ceiling.
     of_ceiling: Vec<OfCeiling>,
+    /// Writes through one replica read through another.
+    replicas: Coherence,
 }
 
 /// One scenario as a fraction of the ceiling.
@@ -188,7 +191,7 @@ struct OfCeiling {
 }
 
 impl Report {
-    fn new(figures: Figures, ceiling: ScenarioFigures) -> Self {
+    fn new(figures: Figures, ceiling: ScenarioFigures, replicas: Coherence) -> Self {
         let ratio = |value: f64, of: f64| if of > 0.0 { round3(value / of) } else { 0.0 };
         let of_ceiling = figures
             .scenarios
@@ -203,6 +206,7 @@ impl Report {
             figures,
             ceiling,
             of_ceiling,
+            replicas,
         }
     }
 }
@@ -244,6 +248,7 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
     };
     let mut startup = None;
     let mut ceiling = None;
+    let mut replicas = None;
     let mut figures = Vec::new();
     let mut failures = Failures::default();
     for instance in [Instance::Cached, Instance::Uncached] {
@@ -278,11 +283,33 @@ pub(super) fn run(session: &mut Session<'_>, args: &Args) -> anyhow::Result<()> 
             failures.check(ui, scenario.name, verdict);
             figures.push(row);
         }
+        if instance == Instance::Cached {
+            ui.progress(
+                "replicas: writes through this API, read at once through a second one on the \
+                 same database, Redis and cache prefix",
+            );
+            replicas = Some(replicas::measure(
+                session,
+                &replicas::Setup {
+                    writer: &api,
+                    binary: &binary,
+                    log: &bench.dir.join("api-replica.log"),
+                    database_url: &database.url,
+                    redis_url: &redis_url,
+                    token: &token,
+                },
+            )?);
+        }
     }
 
     let startup = startup.context("the cached API never started")?;
     let ceiling = ceiling.context("the ceiling was never measured")?;
-    let report = Report::new(Figures::new(bench.settings, startup, figures)?, ceiling);
+    let replicas = replicas.context("the replicas were never measured")?;
+    let report = Report::new(
+        Figures::new(bench.settings, startup, figures)?,
+        ceiling,
+        replicas,
+    );
     report
         .figures
         .print(Some(&ceiling_table(&report)), &target_lines(&report));
@@ -479,6 +506,25 @@ fn target_lines(report: &Report) -> Vec<String> {
         figures.startup.ready_ms,
         verdict(figures.startup.ready_ms < TARGET_READY_MS)
     ));
+    let replicas = &report.replicas;
+    lines.push(format!(
+        "a replica's read right after a write through another shows it: {} of {} ({} read from \
+         its near cache just before), {}",
+        replicas.fresh_reads,
+        replicas.rounds,
+        replicas.near_before_write,
+        verdict(replicas.fresh_reads == replicas.rounds)
+    ));
+    lines.push(format!(
+        "  the second replica emptied its near cache {:.3} ms (p50; p99 {:.3}, least {:.3}) \
+         before the writer's client had its 201; a write takes {:.3} ms (p50) with it, {:.3} ms \
+         alone",
+        replicas.invalidated_before_ack_ms.p50,
+        replicas.invalidated_before_ack_ms.p99,
+        replicas.invalidated_before_ack_ms.min,
+        replicas.write_ms_with_replica.p50,
+        replicas.write_ms_alone.p50,
+    ));
     lines
 }
 
@@ -598,7 +644,25 @@ mod tests {
         figures
             .scenarios
             .push(row("single_deployment", rps / 2.0, p99_ms, peak_rss_mb));
-        Report::new(figures, row("ceiling", 100_000.0, 2.0, 4.0))
+        Report::new(figures, row("ceiling", 100_000.0, 2.0, 4.0), coherence(100))
+    }
+
+    /// Replica figures of 100 rounds, `fresh` of whose reads showed the write.
+    fn coherence(fresh: usize) -> Coherence {
+        let spread = |p50: f64| replicas::Spread {
+            p50,
+            p99: p50 * 2.0,
+            min: p50 / 2.0,
+            max: p50 * 3.0,
+        };
+        Coherence {
+            rounds: 100,
+            fresh_reads: fresh,
+            near_before_write: 98,
+            write_ms_alone: spread(1.5),
+            write_ms_with_replica: spread(2.0),
+            invalidated_before_ack_ms: spread(0.25),
+        }
     }
 
     #[test]
@@ -638,6 +702,7 @@ mod tests {
                 row("cached_list", 1.0, 1.0, 1.0),
             ),
             row("ceiling", 0.0, 0.0, 0.0),
+            coherence(100),
         );
         assert!(empty.of_ceiling[0].requests_per_sec.abs() < f64::EPSILON);
     }
@@ -653,7 +718,18 @@ mod tests {
                  connections: 30.0 %, 1.50x, MISSED",
                 "peak RSS under load < 24 MB: 20.0 MB, met",
                 "ready within 50 ms of start: 30.0 ms, met",
+                "a replica's read right after a write through another shows it: 100 of 100 (98 \
+                 read from its near cache just before), met",
+                "  the second replica emptied its near cache 0.250 ms (p50; p99 0.500, least \
+                 0.125) before the writer's client had its 201; a write takes 2.000 ms (p50) \
+                 with it, 1.500 ms alone",
             ]
+        );
+        let mut stale = report(50, 60_000.0, 3.0, 20.0, 30.0);
+        stale.replicas = coherence(99);
+        assert!(
+            target_lines(&stale)[4]
+                .ends_with("99 of 100 (98 read from its near cache just before), MISSED")
         );
         let lines = target_lines(&report(100, 90_000.0, 5.0, 25.0, 60.0));
         assert!(
@@ -675,10 +751,26 @@ mod tests {
                 "machine",
                 "of_ceiling",
                 "peak_rss_mb",
+                "replicas",
                 "scenarios",
                 "settings",
                 "startup"
             ]
+        );
+        assert_eq!(
+            keys(&json["replicas"]),
+            [
+                "fresh_reads",
+                "invalidated_before_ack_ms",
+                "near_before_write",
+                "rounds",
+                "write_ms_alone",
+                "write_ms_with_replica"
+            ]
+        );
+        assert_eq!(
+            keys(&json["replicas"]["write_ms_alone"]),
+            ["max", "min", "p50", "p99"]
         );
         assert_eq!(keys(&json["machine"]), ["cpus", "kernel"]);
         assert_eq!(

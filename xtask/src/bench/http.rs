@@ -1,6 +1,8 @@
 //! Bare HTTP/1.1 requests over std's TCP, no client library: `GET` reading only the response
-//! head (the readiness probe), and `GET` reading the whole response, chunked bodies included.
+//! head (the readiness probe), and any request reading the whole response, chunked bodies
+//! included.
 
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -81,21 +83,42 @@ pub(super) struct Fetched {
 /// `GET path` over a new connection, reading the whole response (the server closes the
 /// connection after it). Like [`http_get`], plain std: a handful of requests needs no client.
 pub(super) fn http_fetch(port: u16, path: &str) -> anyhow::Result<Fetched> {
+    http_send(port, "GET", path, &[], b"")
+}
+
+/// `method path` with extra `headers` and `body` over a new connection, reading the whole
+/// response, as [`http_fetch`] does.
+pub(super) fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Fetched> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let fetch = || -> io::Result<Vec<u8>> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-        )?;
+        stream.set_nodelay(true)?;
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            let _ = write!(request, "{name}: {value}\r\n");
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        stream.write_all(&bytes)?;
         let mut received = Vec::new();
         stream.read_to_end(&mut received)?;
         Ok(received)
     };
-    let received = fetch().with_context(|| format!("GET {path} on port {port}"))?;
+    let received = fetch().with_context(|| format!("{method} {path} on port {port}"))?;
     parse_response(&received)
-        .with_context(|| format!("GET {path} on port {port}: the response is not valid HTTP"))
+        .with_context(|| format!("{method} {path} on port {port}: the response is not valid HTTP"))
 }
 
 /// A complete response read off a closed connection.

@@ -17,6 +17,7 @@ mod http;
 mod load;
 mod memory;
 mod output;
+mod replicas;
 mod report;
 mod service;
 #[cfg(test)]
