@@ -16,6 +16,7 @@ pub(super) struct LuaScript {
 }
 
 impl LuaScript {
+    /// The script `lua`, named by the SHA-1 that `sha1` computes when first needed.
     pub(super) const fn new(lua: &'static str, sha1: fn() -> String) -> Self {
         Self {
             lua,

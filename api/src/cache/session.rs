@@ -225,6 +225,7 @@ pub(super) struct Tracking {
 }
 
 impl Tracking {
+    /// The facts of `client` for the cache under `prefix`, with a name of its own.
     pub(super) fn new(client: Client, prefix: &str) -> Self {
         use std::hash::BuildHasher;
         // std's hasher keys are random per process, which is all a name needs here.

@@ -33,6 +33,7 @@ impl<'a> MakeWriter<'a> for Buffer {
 }
 
 impl Buffer {
+    /// What was written, line by line.
     pub(crate) fn lines(&self) -> Vec<String> {
         String::from_utf8(self.0.lock().unwrap().clone())
             .unwrap()
