@@ -363,11 +363,40 @@ pub(super) fn spawn(tracking: Tracking, session: Arc<Session>) -> [JoinHandle<()
                 () = wake.notified() => {}
                 _ = ticker.tick() => {}
             }
-            // Beat until the published generation has caught up with Redis's.
-            while beat(&tracking, &session, &mut beats, &mut drained).await {}
+            // Beat until what this replica publishes covers the generation Redis had when the
+            // beats began (three beats after a push); later writes wake another round.
+            let mut target = None;
+            for _ in 0..MAX_BEATS_PER_ROUND {
+                match beat(&tracking, &session, &mut beats, &mut drained).await {
+                    Outcome::Failed => break,
+                    Outcome::TrackingTurnedOn => {}
+                    Outcome::Beat {
+                        published,
+                        generation,
+                    } => {
+                        if published >= *target.get_or_insert(generation) {
+                            break;
+                        }
+                    }
+                }
+            }
         }
     });
     [pushes, heartbeat]
+}
+
+/// The most beats one wake-up sends back to back; a round needs three.
+const MAX_BEATS_PER_ROUND: usize = 8;
+
+/// How a beat went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The session is lost; the next tick tries again.
+    Failed,
+    /// This is a new connection, and tracking is on now: beat again to confirm it.
+    TrackingTurnedOn,
+    /// Confirmed: it published `published`, and read the generation as `generation`.
+    Beat { published: u64, generation: u64 },
 }
 
 /// What the beats have established about this replica's pushes.
@@ -381,13 +410,12 @@ struct Beats {
 
 /// One beat: confirms tracking (turning it on if this is a new connection), publishes the
 /// caught-up generation, bumps the generation if the session is stale, and renews the lease.
-/// Returns whether to beat again at once, because the publication lags.
 async fn beat(
     tracking: &Tracking,
     session: &Session,
     beats: &mut Beats,
     pushes: &mut tokio::sync::broadcast::Receiver<fred::types::client::Invalidation>,
-) -> bool {
+) -> Outcome {
     let ticket = session.begin();
     let redis = tracking.client.with_options(&tracking.options);
     let published = beats.caught_up;
@@ -430,10 +458,10 @@ async fn beat(
                 .start_tracking(tracking.generation_key.as_str(), true, false, false, false)
                 .await
             {
-                Ok(()) => true,
+                Ok(()) => Outcome::TrackingTurnedOn,
                 Err(err) => {
                     tracing::debug!(error = %err, "could not turn on Redis tracking");
-                    false
+                    Outcome::Failed
                 }
             };
         }
@@ -441,7 +469,7 @@ async fn beat(
             tracing::debug!(error = %err, "the cache heartbeat failed");
             session.lose(Loss::CommandFailed);
             beats.previous = None;
-            return false;
+            return Outcome::Failed;
         }
     };
     if session.is_stale() {
@@ -452,21 +480,24 @@ async fn beat(
                 tracing::debug!(error = %err, "could not bump the cache generation");
                 session.lose(Loss::CommandFailed);
                 beats.previous = None;
-                return false;
+                return Outcome::Failed;
             }
         }
     }
     session.renew(ticket);
     if session.losses() != ticket.losses {
         beats.previous = None;
-        return false;
+        return Outcome::Failed;
     }
     // This reply came after every push of the turn in which the previous beat ran.
     if let Some(previous) = beats.previous {
         beats.caught_up = beats.caught_up.max(previous);
     }
     beats.previous = Some(generation);
-    published < generation
+    Outcome::Beat {
+        published,
+        generation,
+    }
 }
 
 /// Whether a `CLIENT TRACKINGINFO` reply says tracking is on in broadcast mode. RESP3 answers
