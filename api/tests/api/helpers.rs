@@ -111,16 +111,10 @@ impl TestApp {
         app
     }
 
-    /// Waits until the Redis client has connected, so the first request's `X-Cache` is
-    /// deterministic; gives up quietly (tests about a missing Redis expect BYPASS anyway).
+    /// Waits until the cache is in use, so the first request's `X-Cache` is deterministic;
+    /// gives up quietly (tests about a missing Redis expect BYPASS anyway).
     async fn wait_for_cache(&self) {
-        for _ in 0..50 {
-            let health: serde_json::Value = self.get("/health").await.json().await.unwrap();
-            if health["checks"]["redis"]["status"] == "up" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_cache_in_use(&self.client, &self.url(""), 50).await;
     }
 
     /// The server's URL for `path`, which must start with `/`.
@@ -178,6 +172,26 @@ impl TestApp {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// Polls the health check of the API at `base` every 50 ms, up to `tries` times, until it says
+/// Redis is `up` (its cache in use: the lease confirmed); returns whether it did.
+pub async fn wait_cache_in_use(client: &reqwest::Client, base: &str, tries: u32) -> bool {
+    for _ in 0..tries {
+        let health: serde_json::Value = client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .expect("GET /health")
+            .json()
+            .await
+            .unwrap();
+        if health["checks"]["redis"]["status"] == "up" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// The `X-Cache` header of a response.

@@ -25,7 +25,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{RedisServer, Seed, TestDatabase};
 
-use crate::helpers::{cache_status, spawn_api_binary, unique_prefix, wait_live, x_cache};
+use crate::helpers::{
+    cache_status, spawn_api_binary, unique_prefix, wait_cache_in_use, wait_live, x_cache,
+};
 
 const TOKEN: &str = "replica-test-token";
 const LIST: &str = "/api/deployments?limit=5";
@@ -66,33 +68,15 @@ async fn replicas_through(redis_urls: [String; 2]) -> (TestDatabase, [Replica; 2
         started.push(Replica { child, base });
     }
     let replicas: [Replica; 2] = started.try_into().ok().unwrap();
+    let client = reqwest::Client::new();
     for replica in &replicas {
-        wait_cache_in_use(replica).await;
+        assert!(
+            wait_cache_in_use(&client, &replica.base, 300).await,
+            "{}: the cache did not come into use within 15 s",
+            replica.base
+        );
     }
     (db, replicas)
-}
-
-/// Waits until the replica's health check says its cache is in use (its lease confirmed).
-async fn wait_cache_in_use(replica: &Replica) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        let health: Value = client
-            .get(format!("{}/health", replica.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if health["checks"]["redis"]["status"] == "up" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{}: the cache did not come into use within 15 s",
-        replica.base
-    );
 }
 
 /// Records a deployment through `replica` and returns its id once acknowledged.
